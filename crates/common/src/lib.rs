@@ -7,6 +7,7 @@ mod error;
 mod labels;
 mod matcher;
 mod quote;
+mod regex_syntax;
 mod tenant;
 
 pub use entry::Entry;
@@ -14,6 +15,7 @@ pub use error::{Error, Result};
 pub use labels::{LabelSet, LabelsBuilder};
 pub use matcher::{MatchOp, Matcher};
 pub use quote::{go_quote, write_go_quoted};
+pub use regex_syntax::go_regex_syntax;
 pub use tenant::Tenant;
 
 /// Nanoseconds since the Unix epoch, as Loki stores them.

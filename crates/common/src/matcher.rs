@@ -39,13 +39,13 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// Builds a matcher; regex values are compiled anchored at both ends, with `.`
-    /// matching newlines, as Prometheus does.
+    /// Builds a matcher; regex values are compiled anchored at both ends (`.` does not
+    /// match a newline, as in Loki), with Go's ASCII Perl classes.
     pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self> {
         let value = value.into();
         let regex = match op {
             MatchOp::Re | MatchOp::Nre => Some(
-                Regex::new(&format!("^(?s:{value})$"))
+                Regex::new(&format!("^(?:{})$", crate::go_regex_syntax(&value)))
                     .map_err(|e| Error::InvalidRegex(e.to_string()))?,
             ),
             _ => None,
