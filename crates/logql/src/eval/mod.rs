@@ -1,0 +1,1 @@
+//! Metric evaluation: step grid, range and vector aggregations, binary operators.

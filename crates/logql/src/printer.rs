@@ -1,0 +1,1 @@
+//! `Display` for the syntax tree: prints LogQL that parses back to the same tree.
