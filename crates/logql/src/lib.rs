@@ -14,6 +14,7 @@ mod eval;
 mod parser;
 mod pipeline;
 mod printer;
+mod template;
 
 pub use ast::Expr;
 pub use error::{Error, Result};
