@@ -9,6 +9,7 @@ mod matcher;
 mod quote;
 mod regex_syntax;
 mod tenant;
+pub mod time;
 
 pub use entry::Entry;
 pub use error::{Error, Result};

@@ -1,0 +1,374 @@
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use fenrir_chunk::EncodedChunk;
+use fenrir_common::{Entry, Fingerprint, LabelSet, Matcher, Tenant, Timestamp};
+use fenrir_index::Index;
+use fenrir_push::ValidStream;
+use fenrir_storage::ObjectStore;
+use fenrir_wal::{Wal, WalOptions};
+
+use crate::record::{self, RecordStream};
+use crate::stream::{SealPolicy, Stream};
+use crate::{Error, Result};
+
+/// How the write path behaves; the server fills it from Loki's `ingester` keys.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Where WAL segments live.
+    pub wal_dir: PathBuf,
+    /// fsync every WAL batch before acknowledging (only tests turn this off).
+    pub wal_fsync: bool,
+    /// Raw bytes a head holds before it is sealed into a chunk.
+    pub head_max_bytes: usize,
+    /// Raw bytes per compressed block inside a chunk (`chunk_block_size`).
+    pub block_bytes: usize,
+    /// zstd level for chunk blocks.
+    pub zstd_level: i32,
+    /// Seal a head this old (`max_chunk_age`).
+    pub max_chunk_age: Duration,
+    /// Seal a head that received nothing for this long (`chunk_idle_period`).
+    pub chunk_idle_period: Duration,
+    /// How often the background flusher looks (`flush_check_period`).
+    pub flush_check_period: Duration,
+    /// Flush once sealed chunks of all streams add up to this many compressed bytes.
+    pub flush_sealed_bytes: usize,
+    /// Flush a sealed chunk at the latest this long after sealing.
+    pub flush_sealed_age: Duration,
+    /// Entries older than the stream's newest minus this are refused (Loki: max_chunk_age/2).
+    pub out_of_order_window: Duration,
+}
+
+impl IngestConfig {
+    /// Loki's defaults, with the WAL under `wal_dir`.
+    pub fn with_wal_dir(wal_dir: PathBuf) -> Self {
+        IngestConfig {
+            wal_dir,
+            wal_fsync: true,
+            head_max_bytes: 1 << 20,
+            block_bytes: 256 << 10,
+            zstd_level: 3,
+            max_chunk_age: Duration::from_secs(2 * 3600),
+            chunk_idle_period: Duration::from_secs(30 * 60),
+            flush_check_period: Duration::from_secs(30),
+            flush_sealed_bytes: 16 << 20,
+            flush_sealed_age: Duration::from_secs(60),
+            out_of_order_window: Duration::from_secs(3600),
+        }
+    }
+
+    pub(crate) fn seal_policy(&self) -> SealPolicy {
+        SealPolicy {
+            head_max_bytes: self.head_max_bytes,
+            block_bytes: self.block_bytes,
+            zstd_level: self.zstd_level,
+        }
+    }
+}
+
+/// A sealed but not yet flushed chunk, readable by queries.
+pub type RecentChunk = Arc<EncodedChunk>;
+
+/// A stream's unflushed data overlapping a query's time range.
+#[derive(Debug, Clone)]
+pub struct RecentStream {
+    /// The stream's labels.
+    pub labels: LabelSet,
+    /// Sealed chunks not yet in the object store.
+    pub chunks: Vec<RecentChunk>,
+    /// Head entries with `start <= ts < end`, sorted by timestamp.
+    pub head: Vec<Entry>,
+}
+
+pub(crate) type StreamMap = HashMap<Fingerprint, Arc<Mutex<Stream>>>;
+
+/// The write path. Cheap to clone.
+#[derive(Clone)]
+pub struct Ingester {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: IngestConfig,
+    pub(crate) wal: Wal,
+    pub(crate) index: Index,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) tenants: RwLock<HashMap<Tenant, Arc<RwLock<StreamMap>>>>,
+    /// WAL segments of appends not yet applied to heads: they must not be released.
+    inflight: Mutex<BTreeMap<u64, usize>>,
+    pub(crate) flush_lock: tokio::sync::Mutex<()>,
+    pub(crate) next_object_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Ingester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingester").finish_non_exhaustive()
+    }
+}
+
+impl Ingester {
+    /// Opens the WAL, replays it into heads and returns a ready ingester. Blocking: call
+    /// it before serving, or from a blocking thread.
+    pub fn open(cfg: IngestConfig, index: Index, store: Arc<dyn ObjectStore>) -> Result<Ingester> {
+        let (wal, replayed) = Wal::open(WalOptions {
+            dir: cfg.wal_dir.clone(),
+            fsync: cfg.wal_fsync,
+            ..WalOptions::default()
+        })?;
+        let ingester = Ingester {
+            inner: Arc::new(Inner {
+                cfg,
+                wal,
+                index,
+                store,
+                tenants: RwLock::new(HashMap::new()),
+                inflight: Mutex::new(BTreeMap::new()),
+                flush_lock: tokio::sync::Mutex::new(()),
+                next_object_id: AtomicU64::new(0),
+            }),
+        };
+        let mut entries = 0usize;
+        let records = replayed.len();
+        for rec in replayed {
+            match record::decode(&rec.payload) {
+                Ok((tenant, streams)) => {
+                    for s in streams {
+                        entries += s.entries.len();
+                        ingester.apply(&tenant, s.labels, s.entries, rec.segment)?;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, segment = rec.segment, "skipping undecodable wal record"),
+            }
+        }
+        if records > 0 {
+            tracing::info!(records, entries, "replayed wal");
+        }
+        Ok(ingester)
+    }
+
+    /// Stores validated streams: refuses entries outside the out-of-order window, writes
+    /// the rest to the WAL (returns once it is fsynced), then makes them queryable.
+    /// `Err(Rejected)` means some entries were refused but the others were stored.
+    pub async fn push(&self, tenant: &Tenant, streams: Vec<ValidStream>) -> Result<()> {
+        let (accepted, rejections) = self.check_order(tenant, streams);
+        if !accepted.is_empty() {
+            let payload = record::encode(tenant, &accepted);
+            let guard = InflightGuard::register(&self.inner);
+            let segment = self.inner.wal.append(payload).await?;
+            let this = self.clone();
+            let tenant2 = tenant.clone();
+            tokio::task::spawn_blocking(move || {
+                let _guard = guard;
+                for s in accepted {
+                    this.apply(&tenant2, s.labels, s.entries, segment)?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        }
+        match rejections {
+            Some(msg) => Err(Error::Rejected(msg)),
+            None => Ok(()),
+        }
+    }
+
+    fn tenant_streams(&self, tenant: &Tenant) -> Arc<RwLock<StreamMap>> {
+        if let Some(m) = read(&self.inner.tenants).get(tenant) {
+            return m.clone();
+        }
+        write(&self.inner.tenants)
+            .entry(tenant.clone())
+            .or_default()
+            .clone()
+    }
+
+    fn stream(&self, tenant: &Tenant, labels: &LabelSet) -> Arc<Mutex<Stream>> {
+        let map = self.tenant_streams(tenant);
+        let fp = labels.fingerprint();
+        if let Some(s) = read(&map).get(&fp) {
+            return s.clone();
+        }
+        write(&map)
+            .entry(fp)
+            .or_insert_with(|| Arc::new(Mutex::new(Stream::new(labels.clone()))))
+            .clone()
+    }
+
+    fn apply(&self, tenant: &Tenant, labels: LabelSet, entries: Vec<Entry>, segment: u64) -> Result<()> {
+        let stream = self.stream(tenant, &labels);
+        let mut s = lock(&stream);
+        s.append(entries, segment, self.inner.cfg.seal_policy())?;
+        Ok(())
+    }
+
+    /// Splits entries into accepted ones and Loki's "too far behind" rejections.
+    fn check_order(&self, tenant: &Tenant, streams: Vec<ValidStream>) -> (Vec<RecordStream>, Option<String>) {
+        let window = self.inner.cfg.out_of_order_window.as_nanos() as i64;
+        let map = self.tenant_streams(tenant);
+        let mut accepted = Vec::with_capacity(streams.len());
+        let mut messages = Vec::new();
+        for s in streams {
+            let fp = s.labels.fingerprint();
+            let mut max_ts = read(&map)
+                .get(&fp)
+                .map(|st| lock(st).max_ts)
+                .unwrap_or(Timestamp::MIN);
+            let total = s.entries.len();
+            let mut kept = Vec::with_capacity(total);
+            let mut refused = Vec::new();
+            for e in s.entries {
+                let cutoff = max_ts.saturating_sub(window);
+                if max_ts != Timestamp::MIN && e.ts < cutoff {
+                    refused.push((e.ts, cutoff));
+                } else {
+                    max_ts = max_ts.max(e.ts);
+                    kept.push(e);
+                }
+            }
+            if !refused.is_empty() {
+                messages.push(too_far_behind_message(tenant, &s.labels, &refused, total));
+            }
+            if !kept.is_empty() {
+                accepted.push(RecordStream {
+                    labels: s.labels,
+                    entries: kept,
+                });
+            }
+        }
+        let msg = (!messages.is_empty()).then(|| messages.join("\n"));
+        (accepted, msg)
+    }
+
+    /// Unflushed streams of `tenant` matching all matchers, with their data overlapping
+    /// `[start, end)`.
+    pub fn recent_streams(&self, tenant: &Tenant, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> Vec<RecentStream> {
+        let Some(map) = read(&self.inner.tenants).get(tenant).cloned() else {
+            return Vec::new();
+        };
+        let streams: Vec<_> = read(&map).values().cloned().collect();
+        let mut out = Vec::new();
+        for st in streams {
+            let s = lock(&st);
+            if !matchers.iter().all(|m| m.matches_labels(&s.labels)) {
+                continue;
+            }
+            let chunks: Vec<_> = s
+                .sealed
+                .iter()
+                .filter(|c| c.chunk.meta.min_ts < end && c.chunk.meta.max_ts >= start)
+                .map(|c| c.chunk.clone())
+                .collect();
+            let mut head: Vec<Entry> = s
+                .head
+                .iter()
+                .filter(|e| e.ts >= start && e.ts < end)
+                .cloned()
+                .collect();
+            if chunks.is_empty() && head.is_empty() {
+                continue;
+            }
+            head.sort_by_key(|e| e.ts);
+            out.push(RecentStream {
+                labels: s.labels.clone(),
+                chunks,
+                head,
+            });
+        }
+        out
+    }
+
+    /// The label index this ingester writes to.
+    pub fn index(&self) -> &Index {
+        &self.inner.index
+    }
+
+    /// The object store chunks are flushed to.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.store
+    }
+
+    /// The oldest WAL segment still needed by unflushed data or in-flight appends.
+    pub(crate) fn min_needed_wal_segment(&self) -> u64 {
+        let mut min = self.inner.wal.active_segment();
+        if let Some((&seg, _)) = lock(&self.inner.inflight).iter().next() {
+            min = min.min(seg);
+        }
+        let tenants: Vec<_> = read(&self.inner.tenants).values().cloned().collect();
+        for map in tenants {
+            let streams: Vec<_> = read(&map).values().cloned().collect();
+            for st in streams {
+                min = min.min(lock(&st).min_wal_segment());
+            }
+        }
+        min
+    }
+
+    /// Stops the WAL writer after it drains.
+    pub fn shutdown_wal(&self) {
+        self.inner.wal.shutdown();
+    }
+}
+
+/// Marks an append's WAL segment as needed until the entries are in the heads.
+struct InflightGuard {
+    inner: Arc<Inner>,
+    segment: u64,
+}
+
+impl InflightGuard {
+    fn register(inner: &Arc<Inner>) -> Self {
+        // The record lands in this segment or a later one: segments only move forward.
+        let segment = inner.wal.active_segment();
+        *lock(&inner.inflight).entry(segment).or_default() += 1;
+        InflightGuard {
+            inner: inner.clone(),
+            segment,
+        }
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut map = lock(&self.inner.inflight);
+        if let Some(n) = map.get_mut(&self.segment) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.segment);
+            }
+        }
+    }
+}
+
+fn too_far_behind_message(tenant: &Tenant, labels: &LabelSet, refused: &[(Timestamp, Timestamp)], total: usize) -> String {
+    let mut msg = String::new();
+    for (ts, cutoff) in refused.iter().take(10) {
+        msg.push_str(&format!(
+            "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}',\n",
+            fenrir_common::time::format_go_time(*ts),
+            fenrir_common::time::format_rfc3339(*ts),
+            fenrir_common::time::format_rfc3339(*cutoff),
+        ));
+    }
+    msg.push_str(&format!(
+        "user '{tenant}', total ignored: {} out of {total} for stream: {labels}",
+        refused.len()
+    ));
+    msg
+}
+
+// Poisoning only follows a panic elsewhere; the data is still consistent enough to serve.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}

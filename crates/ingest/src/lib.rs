@@ -1,0 +1,21 @@
+//! Fenrir's write path.
+//!
+//! A validated push is appended to the WAL (the 204 waits for its fsync), then applied to
+//! per-stream heads. A head is sealed into a compressed chunk when it reaches its size or
+//! age; sealed chunks of one tenant are packed into one segment object per flush, written
+//! to the object store, and recorded in the label index. Only then are the WAL segments
+//! they came from released.
+//!
+//! Recent (unflushed) data is readable through [`Ingester::recent_streams`].
+
+mod error;
+mod flush;
+mod ingester;
+mod record;
+mod rebuild;
+mod stream;
+
+pub use error::{Error, Result};
+pub use flush::FlushStats;
+pub use ingester::{IngestConfig, Ingester, RecentChunk, RecentStream};
+pub use rebuild::rebuild_index;
