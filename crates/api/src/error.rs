@@ -1,0 +1,94 @@
+//! The single place where errors become HTTP statuses. Bodies are plain text, as Loki
+//! answers: the query path without a trailing newline, the push path with one.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// An error answer: status and Loki's message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    newline: bool,
+}
+
+impl ApiError {
+    /// A 400 with `message`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// Any status with `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            newline: false,
+        }
+    }
+
+    /// Go's `http.Error` appends a newline; the push path and auth use it.
+    fn with_newline(mut self) -> Self {
+        self.newline = true;
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(crate) fn no_org_id() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "no org id").with_newline()
+    }
+
+    pub(crate) fn from_push(e: fenrir_push::PushError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        Self::new(status, e.to_string()).with_newline()
+    }
+
+    pub(crate) fn from_ingest(e: fenrir_ingest::Error) -> Self {
+        if e.is_client_error() {
+            return Self::bad_request(e.to_string()).with_newline();
+        }
+        tracing::error!(error = %e, "push failed");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_newline()
+    }
+
+    pub(crate) fn from_query(e: fenrir_query::Error) -> Self {
+        match e {
+            fenrir_query::Error::BadQuery(m) => Self::bad_request(m),
+            other => {
+                tracing::error!(error = %other, "query failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
+            }
+        }
+    }
+}
+
+impl From<fenrir_logql::Error> for ApiError {
+    fn from(e: fenrir_logql::Error) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = self.message;
+        if self.newline {
+            body.push('\n');
+        }
+        let mut resp = (self.status, body).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        resp
+    }
+}

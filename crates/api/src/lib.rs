@@ -1,0 +1,19 @@
+//! Loki's HTTP API for Fenrir: routes, parameter parsing in Loki's formats, Loki's JSON
+//! response shapes, tenancy, and the one mapping from errors to status codes.
+//!
+//! [`router`] builds the whole axum application from an [`AppState`]; tests drive it
+//! with `tower::ServiceExt::oneshot`, no socket needed.
+
+mod error;
+mod json;
+mod metrics;
+mod ops;
+mod params;
+mod push;
+mod query;
+mod routes;
+mod state;
+
+pub use error::ApiError;
+pub use routes::router;
+pub use state::{ApiConfig, AppState};

@@ -1,0 +1,450 @@
+//! The read endpoints: query, query_range, labels, label values, series, index stats.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use fenrir_common::{Matcher, Tenant};
+use fenrir_logql::ast::{Expr, LogExpr};
+use fenrir_logql::{format_sample_value, format_timestamp_seconds, parse_expr, EvalParams, QueryValue};
+use fenrir_query::{Direction, LogQuery, LogResult};
+
+use crate::json::{push_map, push_str, push_str_array};
+use crate::params::{bounds, now_ns, parse_step, parse_time, Form};
+use crate::{ApiError, AppState};
+
+const MAX_POINTS: i64 = 11_000;
+const NANOS: i64 = 1_000_000_000;
+
+pub(crate) fn json_response(mut body: String) -> Response {
+    body.push('\n');
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+        body,
+    )
+        .into_response()
+}
+
+struct Request {
+    tenant: Tenant,
+    form: Form,
+    headers: HeaderMap,
+}
+
+fn request(st: &AppState, method: &Method, query: Option<String>, headers: HeaderMap, body: &[u8]) -> Result<Request, ApiError> {
+    let tenant = st.tenant(&headers)?;
+    let form = Form::parse(method, query.as_deref(), &headers, body);
+    Ok(Request {
+        tenant,
+        form,
+        headers,
+    })
+}
+
+fn query_text(form: &Form) -> &str {
+    form.get("query").unwrap_or("")
+}
+
+/// A query that must be a plain stream selector.
+fn selector(text: &str) -> Result<Vec<Matcher>, ApiError> {
+    match parse_expr(text).map_err(|e| ApiError::bad_request(e.to_string()))? {
+        Expr::Log(LogExpr { selector, stages }) if stages.is_empty() => Ok(selector),
+        _ => Err(ApiError::bad_request(
+            "parse error : only label matchers are supported",
+        )),
+    }
+}
+
+pub(crate) async fn query_range(
+    State(st): State<AppState>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let req = request(&st, &method, q, headers, &body)?;
+    let expr = parse_expr(query_text(&req.form)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (start, end) = bounds(&req.form)?;
+    if end < start {
+        return Err(ApiError::bad_request(
+            "end timestamp must not be before or equal to start time",
+        ));
+    }
+    let step = match req.form.get("step") {
+        Some(s) => parse_step(s)?,
+        None => EvalParams::default_step(start, end),
+    };
+    if step <= 0 {
+        return Err(ApiError::bad_request(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > MAX_POINTS {
+        return Err(ApiError::bad_request(
+            "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
+        ));
+    }
+    check_query_length(&st, start, end)?;
+    match expr {
+        Expr::Log(log) => {
+            let limit = limit(&st, &req.form)?;
+            let direction = direction(&req.form)?;
+            let categorize = categorize(&req.headers);
+            let result = st
+                .engine
+                .query_logs(LogQuery {
+                    tenant: req.tenant,
+                    expr: log,
+                    start,
+                    end,
+                    limit,
+                    direction,
+                    categorize,
+                })
+                .await
+                .map_err(ApiError::from_query)?;
+            Ok(json_response(streams_body(&result, categorize, started)))
+        }
+        Expr::Metric(m) => {
+            let params = EvalParams::range(start, end, step, st.cfg.max_query_series);
+            let value = st
+                .engine
+                .query_metric(req.tenant, m, params)
+                .await
+                .map_err(ApiError::from_query)?;
+            Ok(json_response(value_body(&value, started)))
+        }
+    }
+}
+
+pub(crate) async fn query_instant(
+    State(st): State<AppState>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let req = request(&st, &method, q, headers, &body)?;
+    let expr = parse_expr(query_text(&req.form)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let time = match req.form.get("time") {
+        Some(s) => parse_time(s).map_err(ApiError::bad_request)?,
+        None => now_ns(),
+    };
+    match expr {
+        Expr::Log(_) => Err(ApiError::bad_request(
+            "log queries are not supported as an instant query type, please change your query to a range query type",
+        )),
+        Expr::Metric(m) => {
+            let params = EvalParams::instant(time, st.cfg.max_query_series);
+            let value = st
+                .engine
+                .query_metric(req.tenant, m, params)
+                .await
+                .map_err(ApiError::from_query)?;
+            Ok(json_response(value_body(&value, started)))
+        }
+    }
+}
+
+pub(crate) async fn labels(
+    State(st): State<AppState>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = request(&st, &method, q, headers, &body)?;
+    let (start, end) = bounds(&req.form)?;
+    let matchers = match req.form.get("query") {
+        Some(q) => selector(q)?,
+        None => Vec::new(),
+    };
+    let names = st
+        .engine
+        .label_names(req.tenant, matchers, start, end)
+        .await
+        .map_err(ApiError::from_query)?;
+    Ok(json_response(string_list_body(&names)))
+}
+
+pub(crate) async fn label_values(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = request(&st, &method, q, headers, &body)?;
+    let (start, end) = bounds(&req.form)?;
+    let matchers = match req.form.get("query") {
+        Some(q) => selector(q)?,
+        None => Vec::new(),
+    };
+    let values = st
+        .engine
+        .label_values(req.tenant, name, matchers, start, end)
+        .await
+        .map_err(ApiError::from_query)?;
+    Ok(json_response(string_list_body(&values)))
+}
+
+pub(crate) async fn series(
+    State(st): State<AppState>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = request(&st, &method, q, headers, &body)?;
+    let (start, end) = bounds(&req.form)?;
+    let mut groups = Vec::new();
+    for text in req.form.all("match[]").chain(req.form.all("match")) {
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        if compact == "{}" || compact.is_empty() {
+            groups.push(Vec::new());
+        } else {
+            groups.push(selector(text)?);
+        }
+    }
+    if groups.is_empty() {
+        groups.push(Vec::new());
+    }
+    let series = st
+        .engine
+        .series(req.tenant, groups, start, end)
+        .await
+        .map_err(ApiError::from_query)?;
+    let mut out = String::from("{\"status\":\"success\",\"data\":[");
+    for (i, labels) in series.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_map(&mut out, labels.iter());
+    }
+    out.push_str("]}");
+    Ok(json_response(out))
+}
+
+pub(crate) async fn index_stats(
+    State(st): State<AppState>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = request(&st, &method, q, headers, &body)?;
+    let (start, end) = bounds(&req.form)?;
+    let matchers = selector(query_text(&req.form))?;
+    let s = st
+        .engine
+        .stats(req.tenant, matchers, start, end)
+        .await
+        .map_err(ApiError::from_query)?;
+    Ok(json_response(format!(
+        "{{\"streams\":{},\"chunks\":{},\"bytes\":{},\"entries\":{}}}",
+        s.streams, s.chunks, s.bytes, s.entries
+    )))
+}
+
+fn check_query_length(st: &AppState, start: i64, end: i64) -> Result<(), ApiError> {
+    let max = st.cfg.max_query_length;
+    if max > 0 && end - start > max {
+        return Err(ApiError::bad_request(format!(
+            "the query time range exceeds the limit (query length: {}, limit: {})",
+            go_duration(end - start),
+            go_duration(max)
+        )));
+    }
+    Ok(())
+}
+
+/// Go's `time.Duration.String()` for whole seconds and up (enough for limit messages).
+fn go_duration(ns: i64) -> String {
+    let total = ns / NANOS;
+    let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60);
+    let frac = ns % NANOS;
+    let secs = if frac == 0 {
+        format!("{s}s")
+    } else {
+        format!("{}s", (format!("{s}.{frac:09}")).trim_end_matches('0'))
+    };
+    match (h, m) {
+        (0, 0) => secs,
+        (0, m) => format!("{m}m{secs}"),
+        (h, m) => format!("{h}h{m}m{secs}"),
+    }
+}
+
+fn limit(st: &AppState, form: &Form) -> Result<usize, ApiError> {
+    let limit = match form.get("limit") {
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("strconv.Atoi: parsing \"{s}\": invalid syntax")))?,
+        None => 100,
+    };
+    if limit <= 0 {
+        return Err(ApiError::bad_request("limit must be a positive value"));
+    }
+    let max = st.cfg.max_entries_limit_per_query as i64;
+    if max > 0 && limit > max {
+        return Err(ApiError::bad_request(format!(
+            "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
+        )));
+    }
+    Ok(limit as usize)
+}
+
+fn direction(form: &Form) -> Result<Direction, ApiError> {
+    match form.get("direction").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("backward") => Ok(Direction::Backward),
+        Some("forward") => Ok(Direction::Forward),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid direction '{other}'"
+        ))),
+    }
+}
+
+fn categorize(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("x-loki-response-encoding-flags")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|f| f.trim() == "categorize-labels")
+}
+
+fn string_list_body(items: &[String]) -> String {
+    let mut out = String::from("{\"status\":\"success\",\"data\":");
+    push_str_array(&mut out, items.iter().map(String::as_str));
+    out.push('}');
+    out
+}
+
+fn stats_json(out: &mut String, lines: u64, bytes: u64, returned: u64, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    let per_sec = |n: u64| if secs > 0.0 { (n as f64 / secs) as u64 } else { 0 };
+    out.push_str(&format!(
+        "{{\"summary\":{{\"bytesProcessedPerSecond\":{},\"linesProcessedPerSecond\":{},\"totalBytesProcessed\":{bytes},\"totalLinesProcessed\":{lines},\"execTime\":{secs},\"queueTime\":0,\"subqueries\":0,\"totalEntriesReturned\":{returned},\"splits\":0,\"shards\":0,\"totalPostFilterLines\":{returned},\"totalStructuredMetadataBytesProcessed\":0}},\"querier\":{{\"store\":{{\"totalChunksRef\":0,\"totalChunksDownloaded\":0,\"chunksDownloadTime\":0}}}},\"ingester\":{{\"totalReached\":0,\"totalChunksMatched\":0,\"totalBatches\":0,\"totalLinesSent\":0}}}}",
+        per_sec(bytes),
+        per_sec(lines),
+    ));
+}
+
+fn streams_body(result: &LogResult, categorize: bool, started: Instant) -> String {
+    let returned: usize = result.streams.iter().map(|s| s.entries.len()).sum();
+    let mut out = String::with_capacity(256 + returned * 128);
+    out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":\"streams\",");
+    if categorize {
+        out.push_str("\"encodingFlags\":[\"categorize-labels\"],");
+    }
+    out.push_str("\"result\":[");
+    for (i, s) in result.streams.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"stream\":");
+        push_map(&mut out, s.labels.iter());
+        out.push_str(",\"values\":[");
+        for (j, e) in s.entries.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("[\"");
+            out.push_str(&e.ts.to_string());
+            out.push_str("\",");
+            push_str(&mut out, &e.line);
+            if categorize {
+                out.push_str(",{");
+                let mut first = true;
+                for (key, pairs) in [
+                    ("structuredMetadata", &e.structured_metadata),
+                    ("parsed", &e.parsed),
+                ] {
+                    if pairs.is_empty() {
+                        continue;
+                    }
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    push_str(&mut out, key);
+                    out.push(':');
+                    push_map(&mut out, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                }
+                out.push('}');
+            }
+            out.push(']');
+        }
+        out.push_str("]}");
+    }
+    out.push_str("],\"stats\":");
+    stats_json(
+        &mut out,
+        result.entries_scanned,
+        result.bytes_scanned,
+        returned as u64,
+        started,
+    );
+    out.push_str("}}");
+    out
+}
+
+fn push_point(out: &mut String, ts_ms: i64, v: f64) {
+    out.push('[');
+    out.push_str(&format_timestamp_seconds(ts_ms));
+    out.push_str(",\"");
+    out.push_str(&format_sample_value(v));
+    out.push_str("\"]");
+}
+
+fn value_body(value: &QueryValue, started: Instant) -> String {
+    let mut out = String::from("{\"status\":\"success\",\"data\":{\"resultType\":");
+    match value {
+        QueryValue::Matrix(series) => {
+            out.push_str("\"matrix\",\"result\":[");
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                push_map(&mut out, s.labels.iter());
+                out.push_str(",\"values\":[");
+                for (j, (ts, v)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    push_point(&mut out, *ts, *v);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+        QueryValue::Vector(samples) => {
+            out.push_str("\"vector\",\"result\":[");
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                push_map(&mut out, s.labels.iter());
+                out.push_str(",\"value\":");
+                push_point(&mut out, s.ts_ms, s.value);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        QueryValue::Scalar { ts_ms, value } => {
+            out.push_str("\"scalar\",\"result\":");
+            push_point(&mut out, *ts_ms, *value);
+        }
+    }
+    out.push_str(",\"stats\":");
+    stats_json(&mut out, 0, 0, 0, started);
+    out.push_str("}}");
+    out
+}
