@@ -479,7 +479,9 @@ mod tests {
             .collect()
     }
 
-    fn build(entries: &[(i64, &str, Vec<(String, String)>)]) -> (SealedBlock, Expected) {
+    type TestEntry<'a> = (i64, &'a str, Vec<(String, String)>);
+
+    fn build(entries: &[TestEntry<'_>]) -> (SealedBlock, Expected) {
         let mut b = BlockBuilder::default();
         for (ts, line, md) in entries {
             b.push(*ts, line, md);

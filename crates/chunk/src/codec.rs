@@ -56,10 +56,6 @@ impl<'a> Cursor<'a> {
         Cursor { buf, pos: 0, what }
     }
 
-    pub(crate) fn position(&self) -> usize {
-        self.pos
-    }
-
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }

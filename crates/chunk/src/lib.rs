@@ -14,6 +14,7 @@ mod block;
 mod chunk;
 mod codec;
 mod error;
+mod segment;
 
 pub use block::{BlockIter, DecodedBlock, EntryRef, MetadataIter, MetadataRef};
 pub use chunk::{
@@ -21,3 +22,7 @@ pub use chunk::{
     DEFAULT_BLOCK_TARGET_RAW, MAX_BLOCK_RAW_LEN,
 };
 pub use error::{Error, Result};
+pub use segment::{
+    footer_len_from_trailer, parse_footer, read_segment, ChunkLocation, SegmentChunk,
+    SegmentFooter, SegmentWriter, MAX_SEGMENT_FOOTER_LEN, SEGMENT_TRAILER_LEN,
+};
