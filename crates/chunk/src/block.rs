@@ -1,0 +1,588 @@
+//! One block's raw (uncompressed) layout, its builder and its decoded, borrowing view.
+//!
+//! Raw block, version 1:
+//! ```text
+//! text      every line concatenated, then every metadata name and value, in entry order
+//! columns   uvarint entry count
+//!           timestamps: zigzag varint of the first, then zigzag varints of the deltas
+//!           uvarint length of each line
+//!           only if flag HAS_METADATA: per entry a uvarint pair count, then per pair
+//!           uvarint name length and uvarint value length
+//! tail      u32 text length, u8 flags
+//! ```
+//! Keeping all text first lets a decoder turn the decompressed buffer into one `String` with a
+//! single UTF-8 check and hand out `&str` slices without per-line allocation.
+
+use crate::codec::{put_uvarint, zigzag, Cursor};
+use crate::{Error, Result};
+
+const HAS_METADATA: u8 = 0x01;
+const KNOWN_FLAGS: u8 = HAS_METADATA;
+const TAIL_LEN: usize = 5;
+const WHAT: &str = "block";
+
+/// A block's raw bytes and summary, ready for compression.
+#[derive(Debug)]
+pub(crate) struct SealedBlock {
+    pub(crate) raw: Vec<u8>,
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+    pub(crate) entries: u32,
+}
+
+/// Accumulates entries as columns until the chunk builder seals the block.
+#[derive(Debug, Default)]
+pub(crate) struct BlockBuilder {
+    lines: Vec<u8>,
+    metadata_text: Vec<u8>,
+    ts_column: Vec<u8>,
+    len_column: Vec<u8>,
+    // One zero byte per entry until some entry has metadata; dropped at seal time if none does.
+    metadata_column: Vec<u8>,
+    has_metadata: bool,
+    entries: u32,
+    last_ts: i64,
+    min_ts: i64,
+    max_ts: i64,
+}
+
+impl BlockBuilder {
+    pub(crate) fn push(&mut self, ts: i64, line: &str, structured_metadata: &[(String, String)]) {
+        if self.entries == 0 {
+            self.min_ts = ts;
+            self.max_ts = ts;
+            put_uvarint(&mut self.ts_column, zigzag(ts));
+        } else {
+            self.min_ts = self.min_ts.min(ts);
+            self.max_ts = self.max_ts.max(ts);
+            // Wrapping keeps any sequence exact, even out of order or spanning the whole i64 range.
+            put_uvarint(&mut self.ts_column, zigzag(ts.wrapping_sub(self.last_ts)));
+        }
+        self.last_ts = ts;
+        self.entries += 1;
+        put_uvarint(&mut self.len_column, line.len() as u64);
+        self.lines.extend_from_slice(line.as_bytes());
+        put_uvarint(&mut self.metadata_column, structured_metadata.len() as u64);
+        for (name, value) in structured_metadata {
+            self.has_metadata = true;
+            put_uvarint(&mut self.metadata_column, name.len() as u64);
+            put_uvarint(&mut self.metadata_column, value.len() as u64);
+            self.metadata_text.extend_from_slice(name.as_bytes());
+            self.metadata_text.extend_from_slice(value.as_bytes());
+        }
+    }
+
+    pub(crate) fn entries(&self) -> u32 {
+        self.entries
+    }
+
+    /// Size of the raw block if sealed now, give or take the entry-count varint.
+    pub(crate) fn encoded_len(&self) -> usize {
+        let metadata = if self.has_metadata {
+            self.metadata_column.len()
+        } else {
+            0
+        };
+        self.lines.len()
+            + self.metadata_text.len()
+            + self.ts_column.len()
+            + self.len_column.len()
+            + metadata
+            + TAIL_LEN
+            + 5
+    }
+
+    /// Produces the raw block and resets the builder for the next one.
+    pub(crate) fn seal(&mut self) -> SealedBlock {
+        let taken = std::mem::take(self);
+        let mut raw = Vec::with_capacity(taken.encoded_len());
+        raw.extend_from_slice(&taken.lines);
+        raw.extend_from_slice(&taken.metadata_text);
+        let text_len = raw.len();
+        put_uvarint(&mut raw, u64::from(taken.entries));
+        raw.extend_from_slice(&taken.ts_column);
+        raw.extend_from_slice(&taken.len_column);
+        let mut flags = 0;
+        if taken.has_metadata {
+            raw.extend_from_slice(&taken.metadata_column);
+            flags |= HAS_METADATA;
+        }
+        // Text over 4 GiB cannot happen: blocks over MAX_BLOCK_RAW_LEN are refused before use.
+        raw.extend_from_slice(&(text_len as u32).to_le_bytes());
+        raw.push(flags);
+        SealedBlock {
+            raw,
+            min_ts: taken.min_ts,
+            max_ts: taken.max_ts,
+            entries: taken.entries,
+        }
+    }
+}
+
+/// What the chunk directory says about a block, checked against its content on decode.
+pub(crate) struct Expected {
+    pub(crate) entries: u32,
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+}
+
+/// One decompressed block. Owns its bytes; [`DecodedBlock::iter`] borrows entries from it
+/// without allocating per line.
+#[derive(Debug, Clone)]
+pub struct DecodedBlock {
+    text: String,
+    ts: Vec<i64>,
+    // Entry i's line is text[line_bounds[i]..line_bounds[i + 1]].
+    line_bounds: Vec<u32>,
+    // Empty when the block has no metadata; else entry i owns pairs
+    // metadata_pairs[i]..metadata_pairs[i + 1].
+    metadata_pairs: Vec<u32>,
+    // Pair p is name text[b[2p]..b[2p + 1]], value text[b[2p + 1]..b[2p + 2]].
+    metadata_bounds: Vec<u32>,
+}
+
+impl DecodedBlock {
+    /// Parses and fully validates a raw block, so that iteration cannot fail afterwards.
+    pub(crate) fn decode(mut raw: Vec<u8>, expected: &Expected) -> Result<Self> {
+        let Some(columns_end) = raw.len().checked_sub(TAIL_LEN) else {
+            return Err(Error::Truncated {
+                what: WHAT,
+                need: TAIL_LEN as u64,
+                have: raw.len() as u64,
+            });
+        };
+        let mut tail = Cursor::new(&raw[columns_end..], WHAT);
+        let text_len = tail.u32()? as usize;
+        let flags = tail.u8()?;
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(Error::corrupt(WHAT, format!("unknown flags {flags:#04x}")));
+        }
+        if text_len > columns_end {
+            return Err(Error::corrupt(WHAT, "text length past the columns"));
+        }
+        let columns = raw[text_len..columns_end].to_vec();
+        raw.truncate(text_len);
+        let text = String::from_utf8(raw)
+            .map_err(|e| Error::corrupt(WHAT, format!("text is not utf-8: {}", e.utf8_error())))?;
+
+        let mut c = Cursor::new(&columns, WHAT);
+        // Every entry takes at least one byte of timestamp and one of length.
+        let count = c.uvarint_len(columns.len() / 2)?;
+        if count != expected.entries as usize {
+            return Err(Error::corrupt(
+                WHAT,
+                format!("{count} entries, directory says {}", expected.entries),
+            ));
+        }
+        let mut ts = Vec::with_capacity(count);
+        let mut prev = 0i64;
+        for i in 0..count {
+            let v = c.ivarint()?;
+            prev = if i == 0 { v } else { prev.wrapping_add(v) };
+            if prev < expected.min_ts || prev > expected.max_ts {
+                return Err(Error::corrupt(WHAT, "timestamp outside the block's range"));
+            }
+            ts.push(prev);
+        }
+
+        let mut offset = 0usize;
+        let mut line_bounds = Vec::with_capacity(count + 1);
+        line_bounds.push(0);
+        for _ in 0..count {
+            offset = advance(&text, offset, c.uvarint_len(text_len)?)?;
+            line_bounds.push(offset as u32);
+        }
+
+        let mut metadata_pairs = Vec::new();
+        let mut metadata_bounds = Vec::new();
+        if flags & HAS_METADATA != 0 {
+            metadata_pairs.reserve(count + 1);
+            metadata_pairs.push(0u32);
+            metadata_bounds.push(offset as u32);
+            let mut pairs = 0u32;
+            for _ in 0..count {
+                // Every pair takes at least two bytes of lengths.
+                let n = c.uvarint_len(c.remaining() / 2)?;
+                for _ in 0..n {
+                    offset = advance(&text, offset, c.uvarint_len(text_len)?)?;
+                    metadata_bounds.push(offset as u32);
+                    offset = advance(&text, offset, c.uvarint_len(text_len)?)?;
+                    metadata_bounds.push(offset as u32);
+                }
+                pairs += n as u32;
+                metadata_pairs.push(pairs);
+            }
+        }
+        c.finish()?;
+        if offset != text.len() {
+            return Err(Error::corrupt(WHAT, "columns do not cover the text"));
+        }
+        Ok(DecodedBlock {
+            text,
+            ts,
+            line_bounds,
+            metadata_pairs,
+            metadata_bounds,
+        })
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Whether the block has no entries (never true for a block read from a chunk).
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// The entries' timestamps in stored order, e.g. to binary-search a start time.
+    pub fn timestamps(&self) -> &[i64] {
+        &self.ts
+    }
+
+    /// Entry `i`, if in range.
+    pub fn get(&self, i: usize) -> Option<EntryRef<'_>> {
+        let ts = *self.ts.get(i)?;
+        let line = &self.text[self.line_bounds[i] as usize..self.line_bounds[i + 1] as usize];
+        let bounds: &[u32] = if self.metadata_pairs.is_empty() {
+            &[]
+        } else {
+            let first = self.metadata_pairs[i] as usize;
+            let end = self.metadata_pairs[i + 1] as usize;
+            &self.metadata_bounds[2 * first..=2 * end]
+        };
+        Some(EntryRef {
+            ts,
+            line,
+            structured_metadata: MetadataRef {
+                text: &self.text,
+                bounds,
+            },
+        })
+    }
+
+    /// The entries in stored (time) order; reverse it with `.rev()`.
+    pub fn iter(&self) -> BlockIter<'_> {
+        BlockIter {
+            block: self,
+            front: 0,
+            back: self.len(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a DecodedBlock {
+    type Item = EntryRef<'a>;
+    type IntoIter = BlockIter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Moves `offset` over `len` bytes of `text`, which must end on a character boundary.
+fn advance(text: &str, offset: usize, len: usize) -> Result<usize> {
+    match offset.checked_add(len) {
+        Some(end) if end <= text.len() && text.is_char_boundary(end) => Ok(end),
+        _ => Err(Error::corrupt(
+            WHAT,
+            "string past the text or inside a character",
+        )),
+    }
+}
+
+/// One entry borrowed from a [`DecodedBlock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// Nanoseconds since the Unix epoch.
+    pub ts: i64,
+    /// The line as pushed.
+    pub line: &'a str,
+    /// The entry's structured metadata, in push order.
+    pub structured_metadata: MetadataRef<'a>,
+}
+
+impl EntryRef<'_> {
+    /// An owned copy.
+    pub fn to_entry(&self) -> fenrir_common::Entry {
+        fenrir_common::Entry {
+            ts: self.ts,
+            line: self.line.to_owned(),
+            structured_metadata: self.structured_metadata.to_vec(),
+        }
+    }
+}
+
+/// An entry's structured metadata, borrowed from its block.
+#[derive(Debug, Clone, Copy)]
+pub struct MetadataRef<'a> {
+    text: &'a str,
+    // 2n + 1 string boundaries for n pairs, or empty.
+    bounds: &'a [u32],
+}
+
+impl<'a> MetadataRef<'a> {
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.bounds.len().saturating_sub(1) / 2
+    }
+
+    /// Whether the entry has no metadata.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `(name, value)` pairs in push order.
+    pub fn iter(&self) -> MetadataIter<'a> {
+        MetadataIter {
+            text: self.text,
+            bounds: self.bounds,
+            front: 0,
+            back: self.len(),
+        }
+    }
+
+    /// The value of the first pair named `name`.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// An owned copy of the pairs.
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+}
+
+impl PartialEq for MetadataRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for MetadataRef<'_> {}
+
+impl<'a> IntoIterator for MetadataRef<'a> {
+    type Item = (&'a str, &'a str);
+    type IntoIter = MetadataIter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Iterator over a [`MetadataRef`]'s pairs.
+#[derive(Debug, Clone)]
+pub struct MetadataIter<'a> {
+    text: &'a str,
+    bounds: &'a [u32],
+    front: usize,
+    back: usize,
+}
+
+impl<'a> MetadataIter<'a> {
+    fn pair(&self, p: usize) -> (&'a str, &'a str) {
+        let b = |k: usize| self.bounds[k] as usize;
+        (
+            &self.text[b(2 * p)..b(2 * p + 1)],
+            &self.text[b(2 * p + 1)..b(2 * p + 2)],
+        )
+    }
+}
+
+impl<'a> Iterator for MetadataIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.front == self.back {
+            return None;
+        }
+        self.front += 1;
+        Some(self.pair(self.front - 1))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.back - self.front;
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for MetadataIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.front == self.back {
+            return None;
+        }
+        self.back -= 1;
+        Some(self.pair(self.back))
+    }
+}
+
+impl ExactSizeIterator for MetadataIter<'_> {}
+
+/// Iterator over a [`DecodedBlock`]'s entries, forward or backward.
+#[derive(Debug, Clone)]
+pub struct BlockIter<'a> {
+    block: &'a DecodedBlock,
+    front: usize,
+    back: usize,
+}
+
+impl<'a> Iterator for BlockIter<'a> {
+    type Item = EntryRef<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.front == self.back {
+            return None;
+        }
+        self.front += 1;
+        self.block.get(self.front - 1)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.back - self.front;
+        (n, Some(n))
+    }
+
+    fn nth(&mut self, n: usize) -> Option<Self::Item> {
+        self.front = self.front.saturating_add(n).min(self.back);
+        self.next()
+    }
+}
+
+impl DoubleEndedIterator for BlockIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.front == self.back {
+            return None;
+        }
+        self.back -= 1;
+        self.block.get(self.back)
+    }
+
+    fn nth_back(&mut self, n: usize) -> Option<Self::Item> {
+        self.back = self.back.saturating_sub(n).max(self.front);
+        self.next_back()
+    }
+}
+
+impl ExactSizeIterator for BlockIter<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    type TestEntry<'a> = (i64, &'a str, Vec<(String, String)>);
+
+    fn build(entries: &[TestEntry<'_>]) -> (SealedBlock, Expected) {
+        let mut b = BlockBuilder::default();
+        for (ts, line, md) in entries {
+            b.push(*ts, line, md);
+        }
+        let sealed = b.seal();
+        let expected = Expected {
+            entries: sealed.entries,
+            min_ts: sealed.min_ts,
+            max_ts: sealed.max_ts,
+        };
+        (sealed, expected)
+    }
+
+    #[test]
+    fn entries_round_trip_both_ways() {
+        let entries = vec![
+            (-5, "first", meta(&[])),
+            (-5, "", meta(&[("trace_id", "abc"), ("user", "ünïcode")])),
+            (10, "日本語 line", meta(&[])),
+            (i64::MAX, "last", meta(&[("k", "")])),
+        ];
+        let (sealed, expected) = build(&entries);
+        assert_eq!((sealed.min_ts, sealed.max_ts), (-5, i64::MAX));
+        let block = DecodedBlock::decode(sealed.raw, &expected).unwrap();
+        assert_eq!(block.len(), 4);
+        assert_eq!(block.timestamps(), &[-5, -5, 10, i64::MAX]);
+        let forward: Vec<_> = block.iter().map(|e| e.to_entry()).collect();
+        for (got, (ts, line, md)) in forward.iter().zip(&entries) {
+            assert_eq!((got.ts, got.line.as_str()), (*ts, *line));
+            assert_eq!(&got.structured_metadata, md);
+        }
+        let backward: Vec<_> = block.iter().rev().map(|e| e.ts).collect();
+        assert_eq!(backward, vec![i64::MAX, 10, -5, -5]);
+        let second = block.get(1).unwrap();
+        assert_eq!(second.structured_metadata.get("user"), Some("ünïcode"));
+        assert_eq!(second.structured_metadata.len(), 2);
+        assert!(block.get(0).unwrap().structured_metadata.is_empty());
+        assert!(block.get(4).is_none());
+    }
+
+    #[test]
+    fn no_metadata_means_no_metadata_column() {
+        let without = build(&[(1, "a", meta(&[])), (2, "b", meta(&[]))]).0;
+        let with = build(&[(1, "a", meta(&[])), (2, "b", meta(&[("k", "v")]))]).0;
+        assert_eq!(*without.raw.last().unwrap(), 0);
+        assert_eq!(*with.raw.last().unwrap(), HAS_METADATA);
+        // Two entries: text "ab", count, two ts, two lengths, tail.
+        assert_eq!(without.raw.len(), 2 + 1 + 2 + 2 + TAIL_LEN);
+    }
+
+    #[test]
+    fn iterators_skip_and_meet_in_the_middle() {
+        let entries: Vec<_> = (0..10).map(|i| (i, "x", meta(&[]))).collect();
+        let (sealed, expected) = build(&entries);
+        let block = DecodedBlock::decode(sealed.raw, &expected).unwrap();
+        let mut it = block.iter();
+        assert_eq!(it.nth(3).unwrap().ts, 3);
+        assert_eq!(it.nth_back(2).unwrap().ts, 7);
+        assert_eq!(it.len(), 3);
+        assert_eq!(it.next().unwrap().ts, 4);
+        assert_eq!(it.next_back().unwrap().ts, 6);
+        assert_eq!(it.next().unwrap().ts, 5);
+        assert!(it.next().is_none() && it.next_back().is_none());
+        assert!(block.iter().nth(10).is_none());
+    }
+
+    #[test]
+    fn inconsistent_blocks_are_errors() {
+        let (sealed, expected) = build(&[(1, "é", meta(&[("a", "b")])), (2, "c", meta(&[]))]);
+        let good = sealed.raw;
+        // Wrong count or range against the directory.
+        for e in [
+            Expected {
+                entries: 3,
+                ..expected
+            },
+            Expected {
+                min_ts: 2,
+                ..expected
+            },
+            Expected {
+                max_ts: 1,
+                ..expected
+            },
+        ] {
+            assert!(DecodedBlock::decode(good.clone(), &e).is_err());
+        }
+        // Every mutation of every byte fails or decodes to something self-consistent.
+        for pos in 0..good.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[pos] ^= flip;
+                if let Ok(block) = DecodedBlock::decode(bad, &expected) {
+                    // Text bytes may change undetected here; the block CRC catches them.
+                    assert_eq!(block.len(), 2);
+                    block.iter().for_each(|e| assert!(e.line.len() <= 2));
+                }
+            }
+        }
+        for len in 0..good.len() {
+            assert!(DecodedBlock::decode(good[..len].to_vec(), &expected).is_err());
+        }
+    }
+}

@@ -1,0 +1,630 @@
+//! The chunk: one stream's entries, time-ordered, in independently compressed blocks.
+//!
+//! Layout, version 1 (integers little-endian):
+//! ```text
+//! header     magic "FNRC", u8 version, u8 flags (0), u16 reserved (0), u64 fingerprint,
+//!            i64 min ts, i64 max ts, u32 entries, u32 blocks, u64 raw bytes,
+//!            u32 CRC32C of the preceding 48 bytes
+//! blocks     per block: zstd frame of the raw block (see `block.rs`), u32 CRC32C of the frame
+//! directory  per block: u64 offset, u32 stored length (frame + CRC), u32 raw length,
+//!            i64 min ts, i64 max ts, u32 entries, u32 extension length, extension bytes
+//! footer     u32 directory length, u32 CRC32C of the directory, magic "FNRC"
+//! ```
+//! The extension bytes are optional sections (u8 kind, u8 version, u32 length, bytes), reserved
+//! for a per-block content skip filter; readers skip kinds they do not know.
+
+use fenrir_common::{Entry, LabelSet};
+
+use crate::block::{BlockBuilder, DecodedBlock, Expected, SealedBlock};
+use crate::codec::{crc, put_i64, put_u32, put_u64, Cursor};
+use crate::{Error, Result};
+
+const MAGIC: [u8; 4] = *b"FNRC";
+const VERSION: u8 = 1;
+const HEADER_LEN: usize = 52;
+const FOOTER_LEN: usize = 12;
+const BLOCK_CRC_LEN: usize = 4;
+/// Directory entry without extension bytes.
+const DIR_ENTRY_MIN_LEN: usize = 40;
+/// Smallest raw block: its tail alone.
+const MIN_BLOCK_RAW_LEN: u32 = 5;
+
+/// Largest raw block a reader will allocate for, and a writer will produce.
+pub const MAX_BLOCK_RAW_LEN: usize = 64 << 20;
+
+/// The block size the design aims for: big enough to compress well, small enough that a query
+/// decompresses little it does not need.
+pub const DEFAULT_BLOCK_TARGET_RAW: usize = 256 << 10;
+
+/// A chunk's summary, from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChunkMeta {
+    /// The stream's fingerprint ([`LabelSet::fingerprint`]).
+    pub fingerprint: u64,
+    /// Smallest entry timestamp, inclusive.
+    pub min_ts: i64,
+    /// Largest entry timestamp, inclusive.
+    pub max_ts: i64,
+    /// Number of entries.
+    pub entries: u32,
+    /// Bytes of lines plus structured metadata names and values, before any encoding.
+    pub raw_bytes: u64,
+}
+
+/// A block's entry in the chunk directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockMeta {
+    /// Offset of the stored block from the start of the chunk.
+    pub offset: u64,
+    /// Stored length: the zstd frame and its CRC32C.
+    pub len: u32,
+    /// Decompressed length.
+    pub raw_len: u32,
+    /// Smallest entry timestamp, inclusive.
+    pub min_ts: i64,
+    /// Largest entry timestamp, inclusive.
+    pub max_ts: i64,
+    /// Number of entries.
+    pub entries: u32,
+}
+
+/// A finished chunk: its bytes and summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedChunk {
+    /// The encoded chunk.
+    pub bytes: Vec<u8>,
+    /// Its header's content.
+    pub meta: ChunkMeta,
+}
+
+/// Builds one stream's chunk from entries pushed in time order.
+#[derive(Debug)]
+pub struct ChunkBuilder {
+    fingerprint: u64,
+    block_target_raw: usize,
+    sealed: Vec<SealedBlock>,
+    current: BlockBuilder,
+    entries: usize,
+    raw_bytes: usize,
+    min_ts: i64,
+    max_ts: i64,
+}
+
+impl ChunkBuilder {
+    /// A builder for the stream `labels`, cutting a block once its raw size reaches
+    /// `block_target_raw` bytes (see [`DEFAULT_BLOCK_TARGET_RAW`]).
+    pub fn new(labels: &LabelSet, block_target_raw: usize) -> Self {
+        ChunkBuilder {
+            fingerprint: labels.fingerprint(),
+            block_target_raw: block_target_raw.clamp(1, MAX_BLOCK_RAW_LEN),
+            sealed: Vec::new(),
+            current: BlockBuilder::default(),
+            entries: 0,
+            raw_bytes: 0,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+        }
+    }
+
+    /// Appends an entry. Callers sort first: `ts` must not be below the previous entry's.
+    /// (In release builds out-of-order entries are still stored and read back exactly, but
+    /// readers that merge by time assume order.)
+    pub fn push(&mut self, ts: i64, line: &str, structured_metadata: &[(String, String)]) {
+        debug_assert!(
+            self.entries == 0 || ts >= self.max_ts,
+            "chunk entries must be pushed in time order"
+        );
+        self.current.push(ts, line, structured_metadata);
+        self.entries += 1;
+        self.raw_bytes += line.len()
+            + structured_metadata
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum::<usize>();
+        self.min_ts = self.min_ts.min(ts);
+        self.max_ts = self.max_ts.max(ts);
+        if self.current.encoded_len() >= self.block_target_raw {
+            self.sealed.push(self.current.seal());
+        }
+    }
+
+    /// Bytes of lines plus structured metadata names and values pushed so far.
+    pub fn raw_bytes(&self) -> usize {
+        self.raw_bytes
+    }
+
+    /// Number of entries pushed so far.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// Whether no entry was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Compresses the blocks and lays out the chunk. CPU-heavy: call it off async threads.
+    pub fn finish(mut self, zstd_level: i32) -> Result<EncodedChunk> {
+        if self.entries == 0 {
+            return Err(Error::EmptyChunk);
+        }
+        let entries = u32::try_from(self.entries).map_err(|_| Error::TooLarge {
+            what: "chunk entry count",
+            len: self.entries as u64,
+            limit: u64::from(u32::MAX),
+        })?;
+        if self.current.entries() > 0 {
+            self.sealed.push(self.current.seal());
+        }
+        let meta = ChunkMeta {
+            fingerprint: self.fingerprint,
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+            entries,
+            raw_bytes: self.raw_bytes as u64,
+        };
+
+        let mut out = Vec::with_capacity(HEADER_LEN + self.raw_bytes / 4);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&[VERSION, 0, 0, 0]);
+        put_u64(&mut out, meta.fingerprint);
+        put_i64(&mut out, meta.min_ts);
+        put_i64(&mut out, meta.max_ts);
+        put_u32(&mut out, meta.entries);
+        put_u32(&mut out, self.sealed.len() as u32);
+        put_u64(&mut out, meta.raw_bytes);
+        let header_crc = crc(&out);
+        put_u32(&mut out, header_crc);
+        debug_assert_eq!(out.len(), HEADER_LEN);
+
+        let mut compressor =
+            zstd::bulk::Compressor::new(zstd_level).map_err(|source| Error::Zstd {
+                op: "compress",
+                source,
+            })?;
+        let mut directory = Vec::with_capacity(self.sealed.len() * DIR_ENTRY_MIN_LEN);
+        for block in &self.sealed {
+            if block.raw.len() > MAX_BLOCK_RAW_LEN {
+                return Err(Error::TooLarge {
+                    what: "raw block",
+                    len: block.raw.len() as u64,
+                    limit: MAX_BLOCK_RAW_LEN as u64,
+                });
+            }
+            let frame = compressor
+                .compress(&block.raw)
+                .map_err(|source| Error::Zstd {
+                    op: "compress",
+                    source,
+                })?;
+            put_u64(&mut directory, out.len() as u64);
+            // Both fit: raw is capped at 64 MiB and zstd's bound is barely above its input.
+            put_u32(&mut directory, (frame.len() + BLOCK_CRC_LEN) as u32);
+            put_u32(&mut directory, block.raw.len() as u32);
+            put_i64(&mut directory, block.min_ts);
+            put_i64(&mut directory, block.max_ts);
+            put_u32(&mut directory, block.entries);
+            put_u32(&mut directory, 0); // no extension sections yet
+            out.extend_from_slice(&frame);
+            put_u32(&mut out, crc(&frame));
+        }
+        out.extend_from_slice(&directory);
+        put_u32(&mut out, directory.len() as u32);
+        put_u32(&mut out, crc(&directory));
+        out.extend_from_slice(&MAGIC);
+        Ok(EncodedChunk { bytes: out, meta })
+    }
+}
+
+/// Reads a chunk. Opening validates the header and directory; blocks are decoded on demand.
+#[derive(Debug, Clone)]
+pub struct ChunkReader<'a> {
+    bytes: &'a [u8],
+    meta: ChunkMeta,
+    blocks: Vec<BlockMeta>,
+}
+
+impl<'a> ChunkReader<'a> {
+    /// Checks magic, version, checksums and every length and offset of header and directory.
+    /// `bytes` must be exactly one chunk.
+    pub fn open(bytes: &'a [u8]) -> Result<Self> {
+        const WHAT: &str = "chunk header";
+        if bytes.len() < HEADER_LEN + FOOTER_LEN {
+            return Err(Error::Truncated {
+                what: "chunk",
+                need: (HEADER_LEN + FOOTER_LEN) as u64,
+                have: bytes.len() as u64,
+            });
+        }
+        let mut h = Cursor::new(&bytes[..HEADER_LEN], WHAT);
+        if h.array::<4>()? != MAGIC {
+            return Err(Error::BadMagic { what: WHAT });
+        }
+        let version = h.u8()?;
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: "chunk",
+                version: version.into(),
+            });
+        }
+        if h.u8()? != 0 || h.u16()? != 0 {
+            return Err(Error::corrupt(WHAT, "reserved bits set"));
+        }
+        let fingerprint = h.u64()?;
+        let min_ts = h.i64()?;
+        let max_ts = h.i64()?;
+        let entries = h.u32()?;
+        let block_count = h.u32()? as usize;
+        let raw_bytes = h.u64()?;
+        let stored = h.u32()?;
+        check_crc(WHAT, stored, &bytes[..HEADER_LEN - 4])?;
+        if entries == 0 || block_count == 0 || min_ts > max_ts {
+            return Err(Error::corrupt(WHAT, "empty or inverted"));
+        }
+        let meta = ChunkMeta {
+            fingerprint,
+            min_ts,
+            max_ts,
+            entries,
+            raw_bytes,
+        };
+
+        let mut f = Cursor::new(&bytes[bytes.len() - FOOTER_LEN..], "chunk footer");
+        let dir_len = f.u32()? as usize;
+        let dir_crc = f.u32()?;
+        if f.array::<4>()? != MAGIC {
+            return Err(Error::BadMagic {
+                what: "chunk footer",
+            });
+        }
+        let blocks_end = (bytes.len() - FOOTER_LEN)
+            .checked_sub(dir_len)
+            .filter(|end| *end >= HEADER_LEN)
+            .ok_or_else(|| Error::corrupt("chunk footer", "directory length past the header"))?;
+        let directory = &bytes[blocks_end..bytes.len() - FOOTER_LEN];
+        check_crc("chunk directory", dir_crc, directory)?;
+        let blocks = parse_directory(directory, block_count, &meta, blocks_end)?;
+        Ok(ChunkReader {
+            bytes,
+            meta,
+            blocks,
+        })
+    }
+
+    /// The chunk's summary.
+    pub fn meta(&self) -> ChunkMeta {
+        self.meta
+    }
+
+    /// The blocks, in time order.
+    pub fn blocks(&self) -> &[BlockMeta] {
+        &self.blocks
+    }
+
+    /// Checks and decompresses block `i`. Decompression never produces more than the block's
+    /// declared raw length, itself capped at [`MAX_BLOCK_RAW_LEN`].
+    pub fn decode_block(&self, i: usize) -> Result<DecodedBlock> {
+        const WHAT: &str = "chunk block";
+        let block = self.blocks.get(i).ok_or(Error::BlockOutOfRange {
+            index: i,
+            blocks: self.blocks.len(),
+        })?;
+        let start = block.offset as usize;
+        let stored = self
+            .bytes
+            .get(start..start + block.len as usize)
+            .ok_or_else(|| Error::corrupt(WHAT, "block past the chunk"))?;
+        let (frame, stored_crc) = stored.split_at(stored.len() - BLOCK_CRC_LEN);
+        let stored_crc = Cursor::new(stored_crc, WHAT).u32()?;
+        check_crc(WHAT, stored_crc, frame)?;
+        let raw = zstd::bulk::decompress(frame, block.raw_len as usize).map_err(|source| {
+            Error::Zstd {
+                op: "decompress",
+                source,
+            }
+        })?;
+        if raw.len() != block.raw_len as usize {
+            return Err(Error::corrupt(
+                WHAT,
+                "raw length differs from the directory",
+            ));
+        }
+        DecodedBlock::decode(
+            raw,
+            &Expected {
+                entries: block.entries,
+                min_ts: block.min_ts,
+                max_ts: block.max_ts,
+            },
+        )
+    }
+}
+
+fn check_crc(what: &'static str, stored: u32, bytes: &[u8]) -> Result<()> {
+    let computed = crc(bytes);
+    if stored == computed {
+        Ok(())
+    } else {
+        Err(Error::ChecksumMismatch {
+            what,
+            stored,
+            computed,
+        })
+    }
+}
+
+/// Parses the directory and checks it against the header: blocks back to back from the header
+/// to the directory, adding up to the header's counts and range.
+fn parse_directory(
+    directory: &[u8],
+    block_count: usize,
+    meta: &ChunkMeta,
+    blocks_end: usize,
+) -> Result<Vec<BlockMeta>> {
+    const WHAT: &str = "chunk directory";
+    if block_count > directory.len() / DIR_ENTRY_MIN_LEN {
+        return Err(Error::corrupt(
+            WHAT,
+            "more blocks than the directory can hold",
+        ));
+    }
+    let mut c = Cursor::new(directory, WHAT);
+    let mut blocks = Vec::with_capacity(block_count);
+    let mut next_offset = HEADER_LEN as u64;
+    let mut entries = 0u64;
+    let mut min_ts = i64::MAX;
+    let mut max_ts = i64::MIN;
+    for _ in 0..block_count {
+        let block = BlockMeta {
+            offset: c.u64()?,
+            len: c.u32()?,
+            raw_len: c.u32()?,
+            min_ts: c.i64()?,
+            max_ts: c.i64()?,
+            entries: c.u32()?,
+        };
+        let extension_len = c.u32()? as usize;
+        skip_extensions(c.bytes(extension_len)?)?;
+        if block.offset != next_offset
+            || (block.len as usize) <= BLOCK_CRC_LEN
+            || block.raw_len < MIN_BLOCK_RAW_LEN
+            || block.entries == 0
+            || block.min_ts > block.max_ts
+        {
+            return Err(Error::corrupt(WHAT, "inconsistent block entry"));
+        }
+        if block.raw_len as usize > MAX_BLOCK_RAW_LEN {
+            return Err(Error::TooLarge {
+                what: "raw block",
+                len: block.raw_len.into(),
+                limit: MAX_BLOCK_RAW_LEN as u64,
+            });
+        }
+        next_offset += u64::from(block.len);
+        entries += u64::from(block.entries);
+        min_ts = min_ts.min(block.min_ts);
+        max_ts = max_ts.max(block.max_ts);
+        blocks.push(block);
+    }
+    c.finish()?;
+    if next_offset != blocks_end as u64
+        || entries != u64::from(meta.entries)
+        || min_ts != meta.min_ts
+        || max_ts != meta.max_ts
+    {
+        return Err(Error::corrupt(WHAT, "blocks disagree with the header"));
+    }
+    Ok(blocks)
+}
+
+/// Walks the optional per-block sections; none is defined yet, so all are skipped.
+fn skip_extensions(bytes: &[u8]) -> Result<()> {
+    let mut c = Cursor::new(bytes, "block extension");
+    while !c.is_empty() {
+        let _kind = c.u8()?;
+        let _version = c.u8()?;
+        let len = c.u32()? as usize;
+        c.bytes(len)?;
+    }
+    Ok(())
+}
+
+/// Decodes every entry of a chunk, for tests and small uses.
+pub fn decode_all(bytes: &[u8]) -> Result<Vec<Entry>> {
+    let reader = ChunkReader::open(bytes)?;
+    let mut out = Vec::with_capacity(reader.meta().entries as usize);
+    for i in 0..reader.blocks().len() {
+        out.extend(reader.decode_block(i)?.iter().map(|e| e.to_entry()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn labels() -> LabelSet {
+        LabelSet::from_pairs([("app", "api"), ("env", "prod")])
+    }
+
+    fn encode(entries: &[Entry], block_target_raw: usize) -> EncodedChunk {
+        let mut b = ChunkBuilder::new(&labels(), block_target_raw);
+        for e in entries {
+            b.push(e.ts, &e.line, &e.structured_metadata);
+        }
+        b.finish(3).unwrap()
+    }
+
+    fn sample() -> Vec<Entry> {
+        let mut entries: Vec<Entry> = (0..40)
+            .map(|i| Entry::new(1_700_000_000_000_000_000 + i / 3, format!("line {i} ✓")))
+            .collect();
+        entries[5].line.clear();
+        entries[7].structured_metadata = vec![("trace_id".into(), "t-7".into())];
+        entries[30].structured_metadata = vec![("a".into(), "1".into()), ("b".into(), "".into())];
+        entries
+    }
+
+    #[test]
+    fn multi_block_chunk_round_trips() {
+        let entries = sample();
+        let chunk = encode(&entries, 64);
+        let reader = ChunkReader::open(&chunk.bytes).unwrap();
+        assert_eq!(reader.meta(), chunk.meta);
+        assert_eq!(chunk.meta.fingerprint, labels().fingerprint());
+        assert_eq!(chunk.meta.entries, 40);
+        assert_eq!(chunk.meta.min_ts, entries[0].ts);
+        assert_eq!(chunk.meta.max_ts, entries[39].ts);
+        let raw: usize =
+            entries.iter().map(|e| e.line.len()).sum::<usize>() + "trace_idt-7a1b".len();
+        assert_eq!(chunk.meta.raw_bytes, raw as u64);
+        assert!(reader.blocks().len() > 3, "{:?}", reader.blocks());
+        let mut prev_max = i64::MIN;
+        for b in reader.blocks() {
+            assert!(b.min_ts >= prev_max && b.min_ts <= b.max_ts);
+            prev_max = b.max_ts;
+        }
+        assert_eq!(decode_all(&chunk.bytes).unwrap(), entries);
+
+        let backward: Vec<Entry> = (0..reader.blocks().len())
+            .rev()
+            .flat_map(|i| {
+                let block = reader.decode_block(i).unwrap();
+                block.iter().rev().map(|e| e.to_entry()).collect::<Vec<_>>()
+            })
+            .collect();
+        let mut reversed = entries.clone();
+        reversed.reverse();
+        assert_eq!(backward, reversed);
+        assert!(matches!(
+            reader.decode_block(reader.blocks().len()),
+            Err(Error::BlockOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn default_target_keeps_small_chunks_in_one_block() {
+        let chunk = encode(&sample(), DEFAULT_BLOCK_TARGET_RAW);
+        assert_eq!(ChunkReader::open(&chunk.bytes).unwrap().blocks().len(), 1);
+        assert_eq!(decode_all(&chunk.bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn builder_counts_and_refuses_empty_chunks() {
+        let mut b = ChunkBuilder::new(&labels(), 1024);
+        assert!(b.is_empty());
+        assert!(matches!(
+            ChunkBuilder::new(&labels(), 1024).finish(1),
+            Err(Error::EmptyChunk)
+        ));
+        b.push(1, "abc", &[("k".into(), "vv".into())]);
+        b.push(2, "", &[]);
+        assert_eq!((b.len(), b.raw_bytes()), (2, 6));
+    }
+
+    #[test]
+    fn unsupported_version_is_a_typed_error() {
+        let mut bytes = encode(&sample(), 64).bytes;
+        bytes[4] = 2;
+        assert!(matches!(
+            ChunkReader::open(&bytes),
+            Err(Error::UnsupportedVersion { version: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_extension_sections_are_skipped() {
+        // Rebuild a one-block chunk with a future section in its directory entry.
+        let chunk = encode(&sample()[..3], DEFAULT_BLOCK_TARGET_RAW);
+        let bytes = &chunk.bytes;
+        let dir_len = DIR_ENTRY_MIN_LEN;
+        let dir_start = bytes.len() - FOOTER_LEN - dir_len;
+        let mut directory = bytes[dir_start..dir_start + dir_len].to_vec();
+        let section = [7u8, 1, 2, 0, 0, 0, 0xaa, 0xbb];
+        directory.truncate(dir_len - 4);
+        put_u32(&mut directory, section.len() as u32);
+        directory.extend_from_slice(&section);
+        let mut rebuilt = bytes[..dir_start].to_vec();
+        rebuilt.extend_from_slice(&directory);
+        put_u32(&mut rebuilt, directory.len() as u32);
+        put_u32(&mut rebuilt, crc(&directory));
+        rebuilt.extend_from_slice(&MAGIC);
+        assert_eq!(decode_all(&rebuilt).unwrap(), sample()[..3]);
+    }
+
+    #[test]
+    fn every_flip_and_truncation_of_a_chunk_is_an_error() {
+        let bytes = encode(&sample()[..8], 48).bytes;
+        assert!(ChunkReader::open(&bytes).unwrap().blocks().len() > 1);
+        for pos in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = bytes.clone();
+                bad[pos] ^= flip;
+                assert!(decode_all(&bad).is_err(), "flip {flip:#x} at {pos} decoded");
+            }
+        }
+        for len in 0..bytes.len() {
+            assert!(
+                decode_all(&bytes[..len]).is_err(),
+                "truncation to {len} decoded"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_all(&longer).is_err());
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        for bytes in [vec![], vec![0u8; 100], b"FNRC".repeat(30)] {
+            assert!(ChunkReader::open(&bytes).is_err());
+        }
+    }
+
+    fn arb_entries() -> impl Strategy<Value = Vec<Entry>> {
+        let metadata = prop::collection::vec(("[a-z_]{0,6}", "\\PC{0,8}"), 0..3);
+        let entry = (
+            0i64..1_000,
+            "\\PC{0,40}",
+            prop::bool::weighted(0.3),
+            metadata,
+        );
+        prop::collection::vec(entry, 1..60).prop_map(|raw| {
+            let mut ts = -500i64;
+            raw.into_iter()
+                .map(|(delta, line, with_metadata, metadata)| {
+                    // Many equal timestamps: zero deltas are common.
+                    ts += if delta < 300 { 0 } else { delta };
+                    Entry {
+                        ts,
+                        line,
+                        structured_metadata: if with_metadata { metadata } else { Vec::new() },
+                    }
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn entries_round_trip(entries in arb_entries(), target in 1usize..400, level in 1i32..4) {
+            let mut b = ChunkBuilder::new(&labels(), target);
+            for e in &entries {
+                b.push(e.ts, &e.line, &e.structured_metadata);
+            }
+            let chunk = b.finish(level).unwrap();
+            prop_assert_eq!(chunk.meta.entries as usize, entries.len());
+            prop_assert_eq!(decode_all(&chunk.bytes).unwrap(), entries.clone());
+
+            let reader = ChunkReader::open(&chunk.bytes).unwrap();
+            let mut backward = Vec::new();
+            for i in (0..reader.blocks().len()).rev() {
+                let block = reader.decode_block(i).unwrap();
+                backward.extend(block.iter().rev().map(|e| e.to_entry()));
+            }
+            backward.reverse();
+            prop_assert_eq!(backward, entries);
+        }
+    }
+}
