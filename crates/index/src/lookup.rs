@@ -286,8 +286,9 @@ impl Index {
         if record.max_ts < start || record.min_ts > end {
             return Ok(false);
         }
-        // Every chunk lies within the series' span, so one exists inside the range.
-        if record.min_ts >= start && record.max_ts <= end {
+        // The span overlaps the range here. If its first start (or last end) falls inside
+        // the range, the chunk it comes from overlaps: no scan needed.
+        if record.min_ts >= start || record.max_ts <= end {
             return Ok(true);
         }
         let (from, to) = record.chunk_max_ts_bounds(start, end);
