@@ -1,0 +1,366 @@
+//! The behaviour every [`ObjectStore`] must show, as one async function to call from each
+//! implementation's tests.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::store::{ObjectMeta, ObjectStore};
+
+/// Every key the suite writes starts with this; the suite deletes them all at the end.
+const ROOT: &str = "fenrir-conformance/";
+
+fn key(suffix: &str) -> String {
+    format!("{ROOT}{suffix}")
+}
+
+/// A deterministic, non-repeating-looking pattern so that misplaced bytes are caught.
+fn pattern(len: usize, seed: u8) -> Bytes {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Runs the shared conformance checks against `store`. Panics on the first difference.
+///
+/// The store must have no objects under `fenrir-conformance/` and nothing else may write
+/// there while the suite runs; objects elsewhere are left alone.
+pub async fn conformance_suite(store: Arc<dyn ObjectStore>) {
+    missing_keys(&*store).await;
+    put_get_head_overwrite(&*store).await;
+    empty_objects(&*store).await;
+    ranges(&*store).await;
+    listing(&*store).await;
+    deletes(&*store).await;
+    invalid_keys(&*store).await;
+    large_object(&*store).await;
+    concurrent_writers(&store).await;
+    concurrent_overwrite(&store).await;
+
+    for meta in store.list(ROOT).await.expect("list for cleanup") {
+        store.delete(&meta.key).await.expect("cleanup delete");
+    }
+    assert_eq!(store.list(ROOT).await.expect("list after cleanup"), vec![]);
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: crate::Result<T>, key: &str) {
+    match result {
+        Err(Error::NotFound { key: got }) => assert_eq!(got, key),
+        other => panic!("expected NotFound for {key}, got {other:?}"),
+    }
+}
+
+async fn missing_keys(store: &dyn ObjectStore) {
+    let missing = key("missing/object");
+    assert_not_found(store.get(&missing).await, &missing);
+    assert_not_found(store.head(&missing).await, &missing);
+    assert_not_found(store.get_range(&missing, 0..1).await, &missing);
+    store
+        .delete(&missing)
+        .await
+        .expect("deleting a missing key is ok");
+    assert_eq!(store.list(&missing).await.expect("list"), vec![]);
+}
+
+async fn put_get_head_overwrite(store: &dyn ObjectStore) {
+    let k = key("basic/object.bin");
+    let first = pattern(1000, 1);
+    store.put(&k, first.clone()).await.expect("put");
+    assert_eq!(store.get(&k).await.expect("get"), first);
+    assert_eq!(
+        store.head(&k).await.expect("head"),
+        ObjectMeta {
+            key: k.clone(),
+            size: 1000
+        }
+    );
+    let second = pattern(10, 2);
+    store.put(&k, second.clone()).await.expect("overwrite");
+    assert_eq!(store.get(&k).await.expect("get after overwrite"), second);
+    assert_eq!(store.head(&k).await.expect("head after overwrite").size, 10);
+    store.delete(&k).await.expect("delete");
+}
+
+async fn empty_objects(store: &dyn ObjectStore) {
+    let k = key("empty");
+    store.put(&k, Bytes::new()).await.expect("put empty");
+    assert_eq!(store.get(&k).await.expect("get empty"), Bytes::new());
+    assert_eq!(store.head(&k).await.expect("head empty").size, 0);
+    assert_eq!(
+        store.get_range(&k, 0..0).await.expect("empty range"),
+        Bytes::new()
+    );
+    assert!(matches!(
+        store.get_range(&k, 0..1).await,
+        Err(Error::InvalidRange { size: 0, .. })
+    ));
+    assert_eq!(
+        store.list(&k).await.expect("list empty"),
+        vec![ObjectMeta {
+            key: k.clone(),
+            size: 0
+        }]
+    );
+    store.delete(&k).await.expect("delete empty");
+}
+
+async fn ranges(store: &dyn ObjectStore) {
+    let k = key("ranges/object");
+    let data = pattern(4096, 3);
+    store.put(&k, data.clone()).await.expect("put");
+    for range in [0..4096u64, 0..1, 100..2000, 4095..4096, 4096..4096, 17..17] {
+        let got = store.get_range(&k, range.clone()).await.expect("get_range");
+        assert_eq!(
+            got,
+            data.slice(range.start as usize..range.end as usize),
+            "{range:?}"
+        );
+    }
+    #[allow(clippy::reversed_empty_ranges)]
+    let reversed = 10..5;
+    for bad in [0..4097u64, 4096..4097, 5000..6000, reversed] {
+        match store.get_range(&k, bad.clone()).await {
+            Err(Error::InvalidRange {
+                key: got,
+                start,
+                end,
+                size,
+            }) => assert_eq!(
+                (got.as_str(), start, end, size),
+                (k.as_str(), bad.start, bad.end, 4096)
+            ),
+            other => panic!("range {bad:?}: expected InvalidRange, got {other:?}"),
+        }
+    }
+    store.delete(&k).await.expect("delete");
+}
+
+async fn listing(store: &dyn ObjectStore) {
+    // Written out of order; `list` must sort by key bytes.
+    let objects = [
+        ("list/b/x", 3),
+        ("list/a/2", 2),
+        ("list/c", 5),
+        ("list/ab", 4),
+        ("list/a/1", 1),
+        ("list/a/1z", 6),
+        ("list/A", 7),
+    ];
+    for (suffix, size) in objects {
+        store
+            .put(&key(suffix), pattern(size, 4))
+            .await
+            .expect("put");
+    }
+    let listed = |prefix: &str| {
+        let prefix = key(prefix);
+        async move {
+            store
+                .list(&prefix)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|m| (m.key.trim_start_matches(ROOT).to_owned(), m.size))
+                .collect::<Vec<_>>()
+        }
+    };
+    let owned = |items: &[(&str, u64)]| {
+        items
+            .iter()
+            .map(|(k, s)| (k.to_string(), *s))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed("list/").await,
+        owned(&[
+            ("list/A", 7),
+            ("list/a/1", 1),
+            ("list/a/1z", 6),
+            ("list/a/2", 2),
+            ("list/ab", 4),
+            ("list/b/x", 3),
+            ("list/c", 5),
+        ])
+    );
+    assert_eq!(listed("list").await, listed("list/").await);
+    assert_eq!(
+        listed("list/a").await,
+        owned(&[
+            ("list/a/1", 1),
+            ("list/a/1z", 6),
+            ("list/a/2", 2),
+            ("list/ab", 4)
+        ])
+    );
+    assert_eq!(
+        listed("list/a/").await,
+        owned(&[("list/a/1", 1), ("list/a/1z", 6), ("list/a/2", 2)])
+    );
+    assert_eq!(
+        listed("list/a/1").await,
+        owned(&[("list/a/1", 1), ("list/a/1z", 6)])
+    );
+    assert_eq!(listed("list/b/x").await, owned(&[("list/b/x", 3)]));
+    assert_eq!(listed("list/zzz").await, owned(&[]));
+    assert_eq!(listed("list/zzz/").await, owned(&[]));
+    assert_eq!(listed("lisp").await, owned(&[]));
+    // The empty prefix lists the whole store, which includes the suite's objects.
+    let everything = store.list("").await.expect("list all");
+    assert!(everything.windows(2).all(|w| w[0].key < w[1].key));
+    for (suffix, _) in objects {
+        assert!(everything.iter().any(|m| m.key == key(suffix)), "{suffix}");
+    }
+    for (suffix, _) in objects {
+        store.delete(&key(suffix)).await.expect("delete");
+    }
+    assert_eq!(listed("list/").await, owned(&[]));
+}
+
+async fn deletes(store: &dyn ObjectStore) {
+    let kept = key("delete/kept");
+    let gone = key("delete/gone");
+    store.put(&kept, pattern(8, 5)).await.expect("put");
+    store.put(&gone, pattern(8, 6)).await.expect("put");
+    store.delete(&gone).await.expect("delete");
+    assert_not_found(store.get(&gone).await, &gone);
+    assert_not_found(store.head(&gone).await, &gone);
+    store.delete(&gone).await.expect("second delete");
+    assert_eq!(
+        store.list(&key("delete/")).await.expect("list"),
+        vec![ObjectMeta {
+            key: kept.clone(),
+            size: 8
+        }]
+    );
+    assert_eq!(store.get(&kept).await.expect("get kept"), pattern(8, 5));
+    store.delete(&kept).await.expect("delete");
+}
+
+async fn invalid_keys(store: &dyn ObjectStore) {
+    for bad in [
+        String::new(),
+        "/abs/key".into(),
+        key("a//b"),
+        key("trailing/"),
+        key("up/../escape"),
+        "../escape".into(),
+        key("back\\slash"),
+        key("nul\0byte"),
+        key("x.tmp-1"),
+    ] {
+        let is_invalid = |r: Result<(), Error>| matches!(r, Err(Error::InvalidKey { .. }));
+        assert!(
+            is_invalid(store.put(&bad, Bytes::from_static(b"x")).await),
+            "put {bad:?}"
+        );
+        assert!(is_invalid(store.get(&bad).await.map(drop)), "get {bad:?}");
+        assert!(
+            is_invalid(store.get_range(&bad, 0..0).await.map(drop)),
+            "get_range {bad:?}"
+        );
+        assert!(is_invalid(store.head(&bad).await.map(drop)), "head {bad:?}");
+        assert!(is_invalid(store.delete(&bad).await), "delete {bad:?}");
+    }
+    for bad_prefix in ["/", "../", "a//", "a\\"] {
+        assert!(
+            matches!(store.list(bad_prefix).await, Err(Error::InvalidKey { .. })),
+            "list {bad_prefix:?}"
+        );
+    }
+}
+
+async fn large_object(store: &dyn ObjectStore) {
+    let k = key("large/20mib");
+    let size = 20 << 20;
+    let data = pattern(size, 7);
+    store.put(&k, data.clone()).await.expect("put 20 MiB");
+    assert_eq!(store.head(&k).await.expect("head").size, size as u64);
+    let got = store.get(&k).await.expect("get 20 MiB");
+    assert!(got == data, "20 MiB object differs after a round trip");
+    let tail = (size as u64 - 1000)..size as u64;
+    assert_eq!(
+        store.get_range(&k, tail).await.expect("tail range"),
+        data.slice(size - 1000..)
+    );
+    store.delete(&k).await.expect("delete");
+}
+
+async fn concurrent_writers(store: &Arc<dyn ObjectStore>) {
+    let writers: Vec<_> = (0..16u8)
+        .map(|i| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                let k = key(&format!("concurrent/{i:02}"));
+                store.put(&k, pattern(64 * 1024 + usize::from(i), i)).await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer task").expect("concurrent put");
+    }
+    let listed = store.list(&key("concurrent/")).await.expect("list");
+    assert_eq!(listed.len(), 16);
+    for (i, meta) in (0..16u8).zip(&listed) {
+        assert_eq!(meta.key, key(&format!("concurrent/{i:02}")));
+        let expected = pattern(64 * 1024 + usize::from(i), i);
+        assert_eq!(meta.size, expected.len() as u64);
+        assert!(
+            store.get(&meta.key).await.expect("get") == expected,
+            "{}",
+            meta.key
+        );
+        store.delete(&meta.key).await.expect("delete");
+    }
+}
+
+/// Writers replace one key with whole versions (every byte = version number) while a reader
+/// reads it: every read must be exactly one version.
+async fn concurrent_overwrite(store: &Arc<dyn ObjectStore>) {
+    const SIZE: usize = 256 * 1024;
+    const VERSIONS: u8 = 16;
+    let k = key("overwrite/one");
+    let version = |v: u8| Bytes::from(vec![v; SIZE]);
+    store.put(&k, version(0)).await.expect("initial put");
+
+    let writers: Vec<_> = (1..=VERSIONS)
+        .map(|v| {
+            let store = Arc::clone(store);
+            let k = k.clone();
+            tokio::spawn(async move { store.put(&k, version(v)).await })
+        })
+        .collect();
+    let reader = {
+        let store = Arc::clone(store);
+        let k = k.clone();
+        tokio::spawn(async move {
+            let mut reads = 0;
+            for _ in 0..50 {
+                let got = store.get(&k).await.expect("get during overwrite");
+                assert_eq!(got.len(), SIZE, "read a partial object");
+                let first = got[0];
+                assert!(got.iter().all(|&b| b == first), "read a mix of versions");
+                reads += 1;
+                tokio::task::yield_now().await;
+            }
+            reads
+        })
+    };
+    for writer in writers {
+        writer.await.expect("writer task").expect("overwrite put");
+    }
+    assert_eq!(reader.await.expect("reader task"), 50);
+    let last = store.get(&k).await.expect("final get");
+    assert_eq!(last.len(), SIZE);
+    assert!(
+        (1..=VERSIONS).contains(&last[0]),
+        "final version {}",
+        last[0]
+    );
+    assert!(
+        last.iter().all(|&b| b == last[0]),
+        "final object mixes versions"
+    );
+    store.delete(&k).await.expect("delete");
+}
