@@ -111,7 +111,8 @@ pub fn format_duration(duration: Duration) -> String {
     }
     let mut out = String::new();
     let mut take = |unit: &str, size: u128, only_if_exact: bool| {
-        if only_if_exact && nanos % size != 0 {
+        let remainder = nanos % size;
+        if only_if_exact && remainder != 0 {
             return;
         }
         let count = nanos / size;
@@ -201,7 +202,7 @@ pub fn format_byte_size(bytes: u64) -> String {
     }
     let mut unit = 0;
     let mut value = bytes;
-    while unit + 1 < NAMES.len() && value % 1024 == 0 {
+    while unit + 1 < NAMES.len() && value & 1023 == 0 {
         value /= 1024;
         unit += 1;
     }
@@ -213,11 +214,16 @@ pub(crate) mod duration_serde {
     use super::*;
     use serde::{de, Deserializer, Serializer};
 
-    pub(crate) fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&format_duration(*value))
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
         struct Visitor;
         impl de::Visitor<'_> for Visitor {
             type Value = Duration;
@@ -295,7 +301,11 @@ mod tests {
             ("7d", secs(7 * 86400)),
             ("2w", secs(14 * 86400)),
             ("1y", secs(365 * 86400)),
-            ("1y2w3d4h5m6s7ms", secs(365 * 86400 + 14 * 86400 + 3 * 86400 + 4 * 3600 + 5 * 60 + 6) + Duration::from_millis(7)),
+            (
+                "1y2w3d4h5m6s7ms",
+                secs(365 * 86400 + 14 * 86400 + 3 * 86400 + 4 * 3600 + 5 * 60 + 6)
+                    + Duration::from_millis(7),
+            ),
             ("1.5h", secs(5400)),
             (".5s", Duration::from_millis(500)),
             ("300us", Duration::from_micros(300)),
@@ -342,7 +352,11 @@ mod tests {
         ];
         for (duration, want) in cases {
             assert_eq!(format_duration(*duration), *want);
-            assert_eq!(parse_duration(want).unwrap(), *duration, "round trip of {want}");
+            assert_eq!(
+                parse_duration(want).unwrap(),
+                *duration,
+                "round trip of {want}"
+            );
         }
     }
 
@@ -378,7 +392,10 @@ mod tests {
             ("-1MB", "negative sizes"),
             ("12XB", "unknown unit"),
             ("16EB", "size too large"),
-            ("99999999999999999999999999999999999999999", "number too large"),
+            (
+                "99999999999999999999999999999999999999999",
+                "number too large",
+            ),
         ];
         for (text, want) in cases {
             let err = parse_byte_size(text).unwrap_err().to_string();
