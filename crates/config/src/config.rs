@@ -264,21 +264,10 @@ impl Config {
                 }
             }
         }
-        if let Ok(StoreKind::S3) = self.store_kind() {
-            match self.s3_config() {
-                None => problems.push(
-                    "the object store is s3 but neither storage_config.aws nor common.storage.s3 is set"
-                        .to_string(),
-                ),
-                Some((key, s3)) => {
-                    if s3.s3.is_some() {
-                        problems.push(format!(
-                            "{key}.s3 (the s3:// URL form) is not supported; set {key}.endpoint, region, bucketnames and the keys instead"
-                        ));
-                    } else if s3.bucketnames.trim().is_empty() {
-                        problems.push(format!("{key}.bucketnames must name the bucket to write to"));
-                    }
-                }
+        if let Err(problem) = self.resolve_object_store() {
+            // A bad object_store of the last period is already reported above.
+            if !problems.contains(&problem) {
+                problems.push(problem);
             }
         }
     }
@@ -370,16 +359,30 @@ impl Config {
     /// `storage_config.filesystem.directory`, else `common.storage.filesystem.chunks_directory`,
     /// else `<common.path_prefix>/chunks`.
     pub fn object_store(&self) -> Result<ObjectStoreConfig> {
-        let invalid = |problem: String| Error::Invalid {
-            problems: vec![problem],
-        };
-        match self.store_kind().map_err(invalid)? {
-            StoreKind::S3 => match self.s3_config() {
-                Some((_, s3)) => Ok(ObjectStoreConfig::S3(Box::new(s3.clone()))),
-                None => Err(invalid(
-                    "the object store is s3 but neither storage_config.aws nor common.storage.s3 is set".to_string(),
-                )),
-            },
+        self.resolve_object_store()
+            .map_err(|problem| Error::Invalid {
+                problems: vec![problem],
+            })
+    }
+
+    fn resolve_object_store(&self) -> Result<ObjectStoreConfig, String> {
+        match self.store_kind()? {
+            StoreKind::S3 => {
+                let Some((key, s3)) = self.s3_config() else {
+                    return Err("the object store is s3 but neither storage_config.aws nor common.storage.s3 is set".to_string());
+                };
+                if s3.s3.is_some() {
+                    return Err(format!(
+                        "{key}.s3 (the s3:// URL form) is not supported; set {key}.endpoint, region, bucketnames and the keys instead"
+                    ));
+                }
+                if s3.bucketnames.trim().is_empty() {
+                    return Err(format!(
+                        "{key}.bucketnames must name the bucket to write to"
+                    ));
+                }
+                Ok(ObjectStoreConfig::S3(Box::new(s3.clone())))
+            }
             StoreKind::Filesystem => {
                 let configured = self
                     .storage_config
@@ -393,15 +396,15 @@ impl Config {
                             .as_ref()
                             .and_then(|fs| fs.chunks_directory.clone())
                     });
-                let directory = configured.unwrap_or_else(|| self.common.path_prefix.join("chunks"));
+                let directory =
+                    configured.unwrap_or_else(|| self.common.path_prefix.join("chunks"));
                 Ok(ObjectStoreConfig::Filesystem { directory })
             }
         }
     }
 
     fn store_kind(&self) -> Result<StoreKind, String> {
-        let last = self.schema_config.configs.iter().enumerate().next_back();
-        if let Some((index, period)) = last {
+        if let Some((index, period)) = self.schema_config.configs.iter().enumerate().next_back() {
             if !period.object_store.is_empty() {
                 return StoreKind::parse(&period.object_store)
                     .map_err(|message| format!("schema_config.configs[{index}].{message}"));
@@ -872,17 +875,17 @@ schema_config:
         );
     }
 
-    fn temp_file(name: &str, contents: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("fenrir-config-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    fn temp_file(dir: &tempfile::TempDir, name: &str, contents: &str) -> PathBuf {
+        let path = dir.path().join(name);
         std::fs::write(&path, contents).unwrap();
         path
     }
 
     #[test]
     fn load_expands_the_environment_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
         let path = temp_file(
+            &dir,
             "expand.yaml",
             "server:\n  http_listen_port: ${FENRIR_CONFIG_TEST_SURELY_UNSET_PORT:-4100}\n",
         );
@@ -910,7 +913,8 @@ schema_config:
             .starts_with("reading config file /nonexistent/fenrir/config.yaml: "));
 
         let big = "# padding\n".repeat((MAX_CONFIG_FILE_BYTES / 10 + 1) as usize);
-        let path = temp_file("big.yaml", &big);
+        let dir = tempfile::tempdir().unwrap();
+        let path = temp_file(&dir, "big.yaml", &big);
         let err = load(&path, false).unwrap_err();
         assert!(
             matches!(err, Error::TooLarge { max, .. } if max == MAX_CONFIG_FILE_BYTES),

@@ -406,9 +406,15 @@ overrides:
   "tenant_b":
     retention_period: 744h
   tenant-c:
+  123:
+    max_line_size: 1KB
 "#;
         let overrides = parse_overrides(text, &base).unwrap();
-        assert_eq!(overrides.len(), 3);
+        assert_eq!(overrides.len(), 4);
+        assert_eq!(
+            overrides["123"].max_line_size, 1024,
+            "numeric tenant IDs are IDs too"
+        );
         let a = &overrides["tenant-a"];
         assert_eq!(a.ingestion_rate_mb, 10.0);
         assert_eq!(a.max_line_size, 1 << 20);
