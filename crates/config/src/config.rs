@@ -11,7 +11,9 @@ use crate::components::{
 use crate::limits::Limits;
 use crate::section::{section, Section};
 use crate::server::ServerConfig;
-use crate::storage::{CommonConfig, ObjectStoreConfig, S3Config, SchemaConfig, StorageConfig, StoreKind};
+use crate::storage::{
+    CommonConfig, ObjectStoreConfig, S3Config, SchemaConfig, StorageConfig, StoreKind,
+};
 use crate::{expand_env, Error, Result};
 
 /// Larger configuration files are refused before being read into memory.
@@ -107,22 +109,29 @@ pub fn load(path: &Path, expand_env_vars: bool) -> Result<Config> {
             max: MAX_CONFIG_FILE_BYTES,
         });
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::Parse(format!("{}: config file is not valid UTF-8", path.display())))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::Parse(format!(
+            "{}: config file is not valid UTF-8",
+            path.display()
+        ))
+    })?;
     let text = if expand_env_vars {
         expand_env(&text, |name| std::env::var(name).ok())
     } else {
         text
     };
+    // Loki gives the same hint when a file with references fails to load.
+    let hint = (!expand_env_vars && text.contains("${")).then_some(
+        "use `-config.expand-env=true` flag if you want to expand environment variables in your config file",
+    );
     from_yaml(&text).map_err(|err| match err {
-        Error::Parse(message) => {
-            // Loki gives the same hint when a file with references fails to parse.
-            let hint = if !expand_env_vars && text.contains("${") {
-                ". Use `-config.expand-env=true` flag if you want to expand environment variables in your config file"
-            } else {
-                ""
-            };
-            Error::Parse(format!("{}: {message}{hint}", path.display()))
+        Error::Parse(message) => Error::Parse(match hint {
+            Some(hint) => format!("{}: {message}; {hint}", path.display()),
+            None => format!("{}: {message}", path.display()),
+        }),
+        Error::Invalid { mut problems } => {
+            problems.extend(hint.map(str::to_string));
+            Error::Invalid { problems }
         }
         other => other,
     })
@@ -175,7 +184,10 @@ impl Config {
             problems.push("querier.max_concurrent must be at least 1".to_string());
         }
         if self.runtime_config.file.is_some() && self.runtime_config.period.is_zero() {
-            problems.push("runtime_config.period must be more than 0s when runtime_config.file is set".to_string());
+            problems.push(
+                "runtime_config.period must be more than 0s when runtime_config.file is set"
+                    .to_string(),
+            );
         }
         if problems.is_empty() {
             Ok(())
@@ -189,7 +201,10 @@ impl Config {
         if let Err(problem) = self.listen_addr_checked() {
             problems.push(problem);
         }
-        if !matches!(server.log_level.as_str(), "debug" | "info" | "warn" | "error") {
+        if !matches!(
+            server.log_level.as_str(),
+            "debug" | "info" | "warn" | "error"
+        ) {
             problems.push(format!(
                 "server.log_level must be one of debug, info, warn, error, not {:?}",
                 server.log_level
@@ -203,13 +218,16 @@ impl Config {
         }
         let prefix = &server.http_path_prefix;
         if !prefix.is_empty() && !prefix.starts_with('/') {
-            problems.push(format!("server.http_path_prefix must start with '/', as in \"/{prefix}\""));
+            problems.push(format!(
+                "server.http_path_prefix must start with '/', as in \"/{prefix}\""
+            ));
         }
     }
 
     fn common_problems(&self, problems: &mut Vec<String>) {
         if self.common.path_prefix.as_os_str().is_empty() {
-            problems.push("common.path_prefix must not be empty; the default is ./data".to_string());
+            problems
+                .push("common.path_prefix must not be empty; the default is ./data".to_string());
         }
         if self.common.replication_factor != 1 {
             problems.push(format!(
@@ -235,7 +253,9 @@ impl Config {
                     period.from
                 ));
             } else if previous_from.is_some_and(|previous| previous >= period.from.as_str()) {
-                problems.push(format!("{key}.from must be later than the period before it"));
+                problems.push(format!(
+                    "{key}.from must be later than the period before it"
+                ));
             }
             previous_from = Some(&period.from);
             if !period.object_store.is_empty() {
@@ -244,21 +264,10 @@ impl Config {
                 }
             }
         }
-        if let Ok(StoreKind::S3) = self.store_kind() {
-            match self.s3_config() {
-                None => problems.push(
-                    "the object store is s3 but neither storage_config.aws nor common.storage.s3 is set"
-                        .to_string(),
-                ),
-                Some((key, s3)) => {
-                    if s3.s3.is_some() {
-                        problems.push(format!(
-                            "{key}.s3 (the s3:// URL form) is not supported; set {key}.endpoint, region, bucketnames and the keys instead"
-                        ));
-                    } else if s3.bucketnames.trim().is_empty() {
-                        problems.push(format!("{key}.bucketnames must name the bucket to write to"));
-                    }
-                }
+        if let Err(problem) = self.resolve_object_store() {
+            // A bad object_store of the last period is already reported above.
+            if !problems.contains(&problem) {
+                problems.push(problem);
             }
         }
     }
@@ -321,7 +330,9 @@ impl Config {
     /// one means all interfaces (`0.0.0.0`), as in Loki.
     pub fn listen_addr(&self) -> Result<SocketAddr> {
         self.listen_addr_checked()
-            .map_err(|problem| Error::Invalid { problems: vec![problem] })
+            .map_err(|problem| Error::Invalid {
+                problems: vec![problem],
+            })
     }
 
     fn listen_addr_checked(&self) -> Result<SocketAddr, String> {
@@ -348,14 +359,30 @@ impl Config {
     /// `storage_config.filesystem.directory`, else `common.storage.filesystem.chunks_directory`,
     /// else `<common.path_prefix>/chunks`.
     pub fn object_store(&self) -> Result<ObjectStoreConfig> {
-        let invalid = |problem: String| Error::Invalid { problems: vec![problem] };
-        match self.store_kind().map_err(invalid)? {
-            StoreKind::S3 => match self.s3_config() {
-                Some((_, s3)) => Ok(ObjectStoreConfig::S3(s3.clone())),
-                None => Err(invalid(
-                    "the object store is s3 but neither storage_config.aws nor common.storage.s3 is set".to_string(),
-                )),
-            },
+        self.resolve_object_store()
+            .map_err(|problem| Error::Invalid {
+                problems: vec![problem],
+            })
+    }
+
+    fn resolve_object_store(&self) -> Result<ObjectStoreConfig, String> {
+        match self.store_kind()? {
+            StoreKind::S3 => {
+                let Some((key, s3)) = self.s3_config() else {
+                    return Err("the object store is s3 but neither storage_config.aws nor common.storage.s3 is set".to_string());
+                };
+                if s3.s3.is_some() {
+                    return Err(format!(
+                        "{key}.s3 (the s3:// URL form) is not supported; set {key}.endpoint, region, bucketnames and the keys instead"
+                    ));
+                }
+                if s3.bucketnames.trim().is_empty() {
+                    return Err(format!(
+                        "{key}.bucketnames must name the bucket to write to"
+                    ));
+                }
+                Ok(ObjectStoreConfig::S3(Box::new(s3.clone())))
+            }
             StoreKind::Filesystem => {
                 let configured = self
                     .storage_config
@@ -369,15 +396,15 @@ impl Config {
                             .as_ref()
                             .and_then(|fs| fs.chunks_directory.clone())
                     });
-                let directory = configured.unwrap_or_else(|| self.common.path_prefix.join("chunks"));
+                let directory =
+                    configured.unwrap_or_else(|| self.common.path_prefix.join("chunks"));
                 Ok(ObjectStoreConfig::Filesystem { directory })
             }
         }
     }
 
     fn store_kind(&self) -> Result<StoreKind, String> {
-        let last = self.schema_config.configs.iter().enumerate().next_back();
-        if let Some((index, period)) = last {
+        if let Some((index, period)) = self.schema_config.configs.iter().enumerate().next_back() {
             if !period.object_store.is_empty() {
                 return StoreKind::parse(&period.object_store)
                     .map_err(|message| format!("schema_config.configs[{index}].{message}"));
@@ -395,7 +422,11 @@ impl Config {
         if let Some(aws) = &self.storage_config.aws {
             return Some(("storage_config.aws", aws));
         }
-        self.common.storage.s3.as_ref().map(|s3| ("common.storage.s3", s3))
+        self.common
+            .storage
+            .s3
+            .as_ref()
+            .map(|s3| ("common.storage.s3", s3))
     }
 }
 
@@ -411,4 +442,501 @@ fn is_iso_date(text: &str) -> bool {
     let month = (bytes[5] - b'0') * 10 + (bytes[6] - b'0');
     let day = (bytes[8] - b'0') * 10 + (bytes[9] - b'0');
     (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse_byte_size, parse_duration};
+    use std::time::Duration;
+
+    const LOKI_LOCAL: &str = include_str!("../tests/data/loki-local-config.yaml");
+    const LOKI_S3: &str = include_str!("../tests/data/loki-s3-config.yaml");
+    const EXAMPLE_PATH: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/fenrir.example.yaml"
+    );
+
+    fn problems_of(yaml: &str) -> Vec<String> {
+        match from_yaml(yaml) {
+            Err(Error::Invalid { problems }) => problems,
+            other => panic!("expected validation problems, got {other:?}"),
+        }
+    }
+
+    fn parse_message(yaml: &str) -> String {
+        match from_yaml(yaml) {
+            Err(Error::Parse(message)) => message,
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_is_the_zero_config_single_node() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert_eq!(config.target, "all");
+        assert!(!config.auth_enabled);
+        assert_eq!(
+            config.listen_addr().unwrap(),
+            "127.0.0.1:3100".parse().unwrap()
+        );
+        assert_eq!(config.data_dir(), Path::new("./data"));
+        assert_eq!(config.wal_dir(), Path::new("./data/wal"));
+        assert_eq!(config.compactor_dir(), Path::new("./data/compactor"));
+        assert_eq!(
+            config.object_store().unwrap(),
+            ObjectStoreConfig::Filesystem {
+                directory: PathBuf::from("./data/chunks")
+            }
+        );
+        assert_eq!(
+            config.server.graceful_shutdown_timeout,
+            Duration::from_secs(30)
+        );
+        assert_eq!(config.server.log_level, "info");
+        assert_eq!(config.ingester.chunk_target_size, 1_572_864);
+        assert_eq!(config.ingester.chunk_block_size, 262_144);
+        assert_eq!(config.ingester.max_chunk_age, Duration::from_secs(2 * 3600));
+        assert_eq!(
+            config.ingester.chunk_idle_period,
+            Duration::from_secs(30 * 60)
+        );
+        assert_eq!(config.ingester.flush_check_period, Duration::from_secs(30));
+        assert_eq!(config.ingester.flush_op_timeout, Duration::from_secs(600));
+        assert!(config.ingester.wal.enabled);
+        assert!(config.ingester.wal.flush_on_shutdown);
+        assert_eq!(config.distributor.max_recv_msg_size, 100 << 20);
+        assert_eq!(config.distributor.max_decompressed_size, 5000 << 20);
+        assert_eq!(config.runtime_config.period, Duration::from_secs(10));
+        assert_eq!(config.limits_config, Limits::default());
+        assert!(config.ignored_keys().is_empty());
+    }
+
+    #[test]
+    fn empty_documents_are_the_default() {
+        for text in ["", "\n", "# only a comment\n", "{}", "---\n"] {
+            assert_eq!(from_yaml(text).unwrap(), Config::default(), "{text:?}");
+        }
+        // A block present but empty keeps its defaults.
+        assert_eq!(
+            from_yaml("server:\nlimits_config: {}\n").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn default_config_round_trips_through_yaml() {
+        let text = serde_yaml_ng::to_string(&Config::default()).unwrap();
+        assert_eq!(from_yaml(&text).unwrap(), Config::default(), "{text}");
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_named() {
+        let message = parse_message("auth_enabled: true\nlimits_cofnig:\n  max_line_size: 1MB\n");
+        assert_eq!(message, "unknown field `limits_cofnig` at line 2 column 1");
+    }
+
+    #[test]
+    fn unknown_nested_key_names_its_section() {
+        let message = parse_message("limits_config:\n  max_line_sise: 1MB\n");
+        assert_eq!(
+            message,
+            "limits_config: unknown field `max_line_sise` at line 2 column 3"
+        );
+
+        let deep = "storage_config:\n  aws:\n    http_config:\n      bogus: 1\n";
+        let message = parse_message(deep);
+        assert_eq!(
+            message,
+            "storage_config.aws.http_config: unknown field `bogus` at line 4 column 7"
+        );
+
+        let message =
+            parse_message("schema_config:\n  configs:\n    - from: 2024-01-01\n      shema: v13\n");
+        assert!(
+            message.starts_with("schema_config.configs[0]: unknown field `shema`"),
+            "{message}"
+        );
+
+        let message = parse_message("analytics:\n  reporting: false\n");
+        assert_eq!(
+            message,
+            "analytics: unknown field `reporting` at line 2 column 3"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let message = parse_message("limits_config:\n  max_line_size: 12XB\n");
+        assert!(
+            message.starts_with("limits_config.max_line_size: invalid byte size \"12XB\""),
+            "{message}"
+        );
+        let message = parse_message("limits_config:\n  query_timeout: 10\n");
+        assert!(
+            message
+                .starts_with("limits_config.query_timeout: invalid duration \"10\": missing unit"),
+            "{message}"
+        );
+        let message = parse_message("limits_config:\n  max_query_series: -1\n");
+        assert!(
+            message.starts_with("limits_config.max_query_series: invalid type: integer `-1`"),
+            "{message}"
+        );
+        let message = parse_message("server:\n  http_listen_port: 70000\n");
+        assert!(
+            message.starts_with("server.http_listen_port: invalid value"),
+            "{message}"
+        );
+        let message = parse_message("auth_enabled: maybe\n");
+        assert!(
+            message.starts_with("auth_enabled: invalid type"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn lokis_local_config_parses() {
+        let config = from_yaml(LOKI_LOCAL).unwrap();
+        assert!(!config.auth_enabled);
+        assert_eq!(
+            config.listen_addr().unwrap(),
+            "127.0.0.1:3100".parse().unwrap()
+        );
+        assert_eq!(config.server.log_level, "debug");
+        assert_eq!(config.data_dir(), Path::new("/tmp/loki"));
+        assert_eq!(config.wal_dir(), Path::new("/tmp/loki/wal"));
+        assert_eq!(
+            config.object_store().unwrap(),
+            ObjectStoreConfig::Filesystem {
+                directory: PathBuf::from("/tmp/loki/chunks")
+            }
+        );
+        assert_eq!(config.common.instance_addr.as_deref(), Some("127.0.0.1"));
+        assert!(config.query_range.align_queries_with_step);
+        assert_eq!(
+            config.limits_config.split_queries_by_interval,
+            Duration::from_secs(15 * 60)
+        );
+        assert_eq!(config.frontend.encoding, "protobuf");
+        assert_eq!(config.schema_config.configs[0].from, "2020-10-24");
+        assert_eq!(config.schema_config.configs[0].index.prefix, "index_");
+        assert_eq!(
+            config.ignored_keys(),
+            [
+                "ruler",
+                "pattern_ingester",
+                "server.grpc_listen_port",
+                "server.grpc_server_max_concurrent_streams",
+                "limits_config.metric_aggregation_enabled",
+                "query_range.results_cache",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_typical_loki_s3_config_parses() {
+        let config = from_yaml(LOKI_S3).unwrap();
+        assert!(config.auth_enabled);
+        assert_eq!(
+            config.listen_addr().unwrap(),
+            "0.0.0.0:3100".parse().unwrap()
+        );
+        assert_eq!(
+            config.server.http_server_read_timeout,
+            Duration::from_secs(300)
+        );
+        assert_eq!(config.wal_dir(), Path::new("/loki/wal"));
+        assert_eq!(config.compactor_dir(), Path::new("/loki/compactor"));
+        assert!(config.compactor.retention_enabled);
+        assert_eq!(config.ingester.chunk_encoding, "snappy");
+        assert_eq!(config.ingester.chunk_target_size, 1_536_000);
+        assert_eq!(config.limits_config.ingestion_rate_mb, 16.0);
+        assert_eq!(config.limits_config.per_stream_rate_limit, 5 << 20);
+        assert_eq!(config.limits_config.per_stream_rate_limit_burst, 20 << 20);
+        assert_eq!(
+            config.limits_config.retention_period,
+            Duration::from_secs(744 * 3600)
+        );
+        assert_eq!(config.querier.max_concurrent, 16);
+        assert_eq!(config.frontend.max_outstanding_per_tenant, 4096);
+        assert_eq!(
+            config.frontend.log_queries_longer_than,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.runtime_config.file.as_deref(),
+            Some(Path::new("/etc/loki/runtime.yaml"))
+        );
+        assert_eq!(config.runtime_config.period, Duration::from_secs(30));
+        let ObjectStoreConfig::S3(s3) = config.object_store().unwrap() else {
+            panic!("expected s3");
+        };
+        assert_eq!(s3.endpoint, "minio:9000");
+        assert_eq!(s3.bucketnames, "loki-data");
+        assert_eq!(s3.access_key_id, "loki");
+        assert_eq!(s3.secret_access_key.expose(), "supersecret");
+        assert!(s3.s3forcepathstyle && s3.insecure && s3.http_config.insecure_skip_verify);
+        assert_eq!(s3.http_config.idle_conn_timeout, Duration::from_secs(90));
+        let ignored = config.ignored_keys();
+        for key in [
+            "memberlist",
+            "query_scheduler",
+            "tracing",
+            "analytics.reporting_enabled",
+            "server.grpc_server_max_recv_msg_size",
+            "ingester.lifecycler",
+            "storage_config.tsdb_shipper",
+            "compactor.retention_delete_worker_count",
+            "compactor.delete_request_store",
+            "limits_config.otlp_config",
+            "limits_config.max_cache_freshness_per_query",
+            "query_range.results_cache",
+        ] {
+            assert!(
+                ignored.iter().any(|k| k == key),
+                "{key} missing from {ignored:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_example_file_parses_to_the_documented_values() {
+        let text = std::fs::read_to_string(EXAMPLE_PATH).unwrap();
+        let config = from_yaml(&expand_env(&text, |_| None)).unwrap();
+        let mut want = Config::default();
+        want.common.storage.filesystem = Some(crate::CommonFilesystem {
+            chunks_directory: Some(PathBuf::from("./data/chunks")),
+            rules_directory: None,
+        });
+        want.ingester.wal.dir = Some(PathBuf::from("./data/wal"));
+        want.schema_config.configs = vec![crate::PeriodConfig {
+            from: "2024-04-01".into(),
+            store: "tsdb".into(),
+            object_store: "filesystem".into(),
+            schema: "v13".into(),
+            index: crate::IndexPeriod {
+                prefix: "index_".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }];
+        want.analytics.reporting_enabled = Some(serde_yaml_ng::Value::Bool(false));
+        // Everything else the example spells out is the default.
+        assert_eq!(config, want);
+        assert_eq!(config.ignored_keys(), ["analytics.reporting_enabled"]);
+        assert_eq!(
+            config.limits_config.max_line_size,
+            parse_byte_size("256KB").unwrap()
+        );
+        assert_eq!(
+            config.limits_config.reject_old_samples_max_age,
+            parse_duration("7d").unwrap()
+        );
+
+        let env_set = from_yaml(&expand_env(&text, |name| {
+            (name == "FENRIR_LISTEN_ADDRESS").then(|| "0.0.0.0".to_string())
+        }))
+        .unwrap();
+        assert_eq!(
+            env_set.listen_addr().unwrap(),
+            "0.0.0.0:3100".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn validation_lists_every_problem_with_its_key() {
+        let yaml = r#"
+target: read
+server:
+  http_listen_address: localhost
+  log_level: verbose
+  http_path_prefix: loki
+common:
+  replication_factor: 3
+  ring:
+    kvstore:
+      store: consul
+ingester:
+  chunk_encoding: brotli
+  max_chunk_age: 0s
+limits_config:
+  ingestion_rate_mb: -4
+  deletion_mode: sometimes
+frontend:
+  encoding: xml
+schema_config:
+  configs:
+    - from: 2024-13-01
+      object_store: gcs
+"#;
+        let problems = problems_of(yaml);
+        let expected = [
+            "target must be \"all\"",
+            "server.http_listen_address must be an IP address",
+            "server.log_level must be one of debug, info, warn, error, not \"verbose\"",
+            "server.http_path_prefix must start with '/', as in \"/loki\"",
+            "common.replication_factor must be 1",
+            "common.ring.kvstore.store \"consul\" is not supported",
+            "schema_config.configs[0].from must be a date like 2024-04-01, not \"2024-13-01\"",
+            "schema_config.configs[0].object_store \"gcs\" is not supported by Fenrir",
+            "ingester.chunk_encoding must be one of",
+            "ingester.max_chunk_age must be more than 0",
+            "limits_config.ingestion_rate_mb must be a number >= 0, not -4",
+            "limits_config.deletion_mode must be one of",
+            "frontend.encoding must be \"json\" or \"protobuf\"",
+        ];
+        for want in expected {
+            assert!(
+                problems.iter().any(|p| p.contains(want)),
+                "missing {want:?} in {problems:#?}"
+            );
+        }
+        assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+        // The Display form joins them into one line.
+        let text = from_yaml(yaml).unwrap_err().to_string();
+        assert!(
+            text.starts_with("invalid configuration: target must be"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn s3_selection_requires_a_bucket() {
+        let yaml = "schema_config:\n  configs:\n    - from: 2024-01-01\n      object_store: s3\n";
+        let problems = problems_of(yaml);
+        assert_eq!(problems, ["the object store is s3 but neither storage_config.aws nor common.storage.s3 is set"]);
+
+        let yaml = "storage_config:\n  aws:\n    endpoint: http://minio:9000\n";
+        assert_eq!(
+            problems_of(yaml),
+            ["storage_config.aws.bucketnames must name the bucket to write to"]
+        );
+
+        let yaml = "storage_config:\n  aws:\n    s3: s3://key:secret@us-east-1/bucket\n";
+        assert!(problems_of(yaml)[0]
+            .starts_with("storage_config.aws.s3 (the s3:// URL form) is not supported"));
+
+        // S3 settings present but the schema says filesystem: the schema wins.
+        let yaml = "storage_config:\n  aws:\n    bucketnames: b\nschema_config:\n  configs:\n    - from: 2024-01-01\n      object_store: filesystem\n";
+        assert!(matches!(
+            from_yaml(yaml).unwrap().object_store().unwrap(),
+            ObjectStoreConfig::Filesystem { .. }
+        ));
+    }
+
+    #[test]
+    fn storage_directory_precedence() {
+        let yaml = "common:\n  path_prefix: /var/fenrir\nstorage_config:\n  filesystem:\n    directory: /objects\n";
+        let config = from_yaml(yaml).unwrap();
+        assert_eq!(
+            config.object_store().unwrap(),
+            ObjectStoreConfig::Filesystem {
+                directory: "/objects".into()
+            }
+        );
+        assert_eq!(config.wal_dir(), Path::new("/var/fenrir/wal"));
+        let config = from_yaml("common:\n  path_prefix: /var/fenrir\n").unwrap();
+        assert_eq!(
+            config.object_store().unwrap(),
+            ObjectStoreConfig::Filesystem {
+                directory: "/var/fenrir/chunks".into()
+            }
+        );
+    }
+
+    #[test]
+    fn listen_address_forms() {
+        let config =
+            from_yaml("server:\n  http_listen_address: \"\"\n  http_listen_port: 8080\n").unwrap();
+        assert_eq!(
+            config.listen_addr().unwrap(),
+            "0.0.0.0:8080".parse().unwrap()
+        );
+        let config = from_yaml("server:\n  http_listen_address: \"[::1]\"\n").unwrap();
+        assert_eq!(config.listen_addr().unwrap(), "[::1]:3100".parse().unwrap());
+        let config = from_yaml("server:\n  http_listen_address: \"::\"\n").unwrap();
+        assert_eq!(config.listen_addr().unwrap(), "[::]:3100".parse().unwrap());
+    }
+
+    #[test]
+    fn schema_periods_must_increase() {
+        let yaml = "schema_config:\n  configs:\n    - from: 2024-02-01\n    - from: 2024-01-01\n";
+        assert_eq!(
+            problems_of(yaml),
+            ["schema_config.configs[1].from must be later than the period before it"]
+        );
+        assert_eq!(
+            from_yaml("schema_config:\n  configs:\n    - from: 2024-01-01\n      row_shards: 16\n")
+                .unwrap()
+                .ignored_keys(),
+            ["schema_config.configs[0].row_shards"]
+        );
+    }
+
+    fn temp_file(dir: &tempfile::TempDir, name: &str, contents: &str) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[test]
+    fn load_expands_the_environment_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = temp_file(
+            &dir,
+            "expand.yaml",
+            "server:\n  http_listen_port: ${FENRIR_CONFIG_TEST_SURELY_UNSET_PORT:-4100}\n",
+        );
+        let config = load(&path, true).unwrap();
+        assert_eq!(config.server.http_listen_port, 4100);
+
+        let message = load(&path, false).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}: server.http_listen_port: invalid type",
+                path.display()
+            )),
+            "{message}"
+        );
+        assert!(message.ends_with("use `-config.expand-env=true` flag if you want to expand environment variables in your config file"), "{message}");
+    }
+
+    #[test]
+    fn load_reports_missing_and_oversized_files() {
+        let missing = Path::new("/nonexistent/fenrir/config.yaml");
+        let err = load(missing, false).unwrap_err();
+        assert!(matches!(err, Error::Read { .. }), "{err:?}");
+        assert!(err
+            .to_string()
+            .starts_with("reading config file /nonexistent/fenrir/config.yaml: "));
+
+        let big = "# padding\n".repeat((MAX_CONFIG_FILE_BYTES / 10 + 1) as usize);
+        let dir = tempfile::tempdir().unwrap();
+        let path = temp_file(&dir, "big.yaml", &big);
+        let err = load(&path, false).unwrap_err();
+        assert!(
+            matches!(err, Error::TooLarge { max, .. } if max == MAX_CONFIG_FILE_BYTES),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn iso_dates() {
+        for good in ["2020-10-24", "2024-01-31", "1999-12-01"] {
+            assert!(is_iso_date(good), "{good}");
+        }
+        for bad in [
+            "2020-1-24",
+            "2020-00-10",
+            "2020-10-32",
+            "20201024",
+            "2020/10/24",
+            "",
+            "2020-10-2x",
+        ] {
+            assert!(!is_iso_date(bad), "{bad}");
+        }
+    }
 }

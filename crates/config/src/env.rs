@@ -22,9 +22,9 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String
     while let Some(dollar) = rest.find('$') {
         out.push_str(&rest[..dollar]);
         let tail = &rest[dollar..];
-        if tail.starts_with("$$") {
+        if let Some(after) = tail.strip_prefix("$$") {
             out.push('$');
-            rest = &tail[2..];
+            rest = after;
         } else if let Some((value, used)) = expand_reference(tail, &lookup) {
             out.push_str(&value);
             rest = &tail[used..];
@@ -39,7 +39,10 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String
 
 /// Expands the `${...}` reference at the start of `text`, returning its value and how
 /// many bytes it spans, or `None` when `text` does not start with a supported reference.
-fn expand_reference(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<(String, usize)> {
+fn expand_reference(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Option<(String, usize)> {
     let body = text.strip_prefix("${")?;
     let name_len = body
         .bytes()
@@ -54,13 +57,14 @@ fn expand_reference(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Opti
     if after_name.starts_with('}') {
         return Some((value.unwrap_or_default(), 2 + name_len + 1));
     }
-    let (operator_len, use_default_when_empty) = if after_name.starts_with(":-") || after_name.starts_with(":=") {
-        (2, true)
-    } else if after_name.starts_with('-') || after_name.starts_with('=') {
-        (1, false)
-    } else {
-        return None;
-    };
+    let (operator_len, use_default_when_empty) =
+        if after_name.starts_with(":-") || after_name.starts_with(":=") {
+            (2, true)
+        } else if after_name.starts_with('-') || after_name.starts_with('=') {
+            (1, false)
+        } else {
+            return None;
+        };
     let (default, default_len) = expand_default(&after_name[operator_len..], lookup)?;
     let consumed = 2 + name_len + operator_len + default_len;
     let value = match value {
@@ -102,9 +106,14 @@ mod tests {
     use std::collections::HashMap;
 
     fn expand(text: &str) -> String {
-        let vars: HashMap<&str, &str> = [("HOST", "10.0.0.1"), ("PORT", "3100"), ("EMPTY", ""), ("UNICODE", "é✓")]
-            .into_iter()
-            .collect();
+        let vars: HashMap<&str, &str> = [
+            ("HOST", "10.0.0.1"),
+            ("PORT", "3100"),
+            ("EMPTY", ""),
+            ("UNICODE", "é✓"),
+        ]
+        .into_iter()
+        .collect();
         expand_env(text, |name| vars.get(name).map(|v| v.to_string()))
     }
 

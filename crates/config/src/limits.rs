@@ -215,7 +215,9 @@ impl Limits {
         }
         for (index, rule) in self.retention_stream.iter().enumerate() {
             if rule.selector.trim().is_empty() {
-                problems.push(format!("{prefix}retention_stream[{index}].selector must not be empty"));
+                problems.push(format!(
+                    "{prefix}retention_stream[{index}].selector must not be empty"
+                ));
             }
             if rule.period < Duration::from_secs(24 * HOUR) {
                 problems.push(format!(
@@ -290,7 +292,9 @@ fn merge_yaml(base: Value, overlay: Value) -> Value {
             }
             Value::Mapping(base)
         }
-        (Value::Null, Value::Mapping(overlay)) => merge_yaml(Value::Mapping(Mapping::new()), Value::Mapping(overlay)),
+        (Value::Null, Value::Mapping(overlay)) => {
+            merge_yaml(Value::Mapping(Mapping::new()), Value::Mapping(overlay))
+        }
         (_, overlay) => overlay,
     }
 }
@@ -303,11 +307,14 @@ mod tests {
     fn defaults_are_lokis() {
         let limits = Limits::default();
         assert_eq!(limits.ingestion_rate_strategy, "global");
-        assert_eq!(limits.reject_old_samples, true);
-        assert_eq!(limits.reject_old_samples_max_age, Duration::from_secs(7 * 24 * 3600));
+        assert!(limits.reject_old_samples);
+        assert_eq!(
+            limits.reject_old_samples_max_age,
+            Duration::from_secs(7 * 24 * 3600)
+        );
         assert_eq!(limits.creation_grace_period, Duration::from_secs(10 * 60));
         assert_eq!(limits.max_line_size, 262_144);
-        assert_eq!(limits.max_line_size_truncate, false);
+        assert!(!limits.max_line_size_truncate);
         assert_eq!(limits.max_label_names_per_series, 15);
         assert_eq!(limits.max_label_name_length, 1024);
         assert_eq!(limits.max_label_value_length, 2048);
@@ -325,22 +332,32 @@ mod tests {
         assert_eq!(limits.max_query_lookback, Duration::ZERO);
         assert_eq!(limits.max_query_range, Duration::ZERO);
         assert_eq!(limits.query_timeout, Duration::from_secs(60));
-        assert_eq!(limits.allow_structured_metadata, true);
+        assert!(limits.allow_structured_metadata);
         assert_eq!(limits.max_structured_metadata_size, 65_536);
         assert_eq!(limits.max_structured_metadata_entries_count, 128);
         assert_eq!(
             limits.discover_service_name,
             [
-                "service", "app", "application", "name", "app_kubernetes_io_name", "container",
-                "container_name", "k8s_container_name", "component", "workload", "job", "k8s_job_name"
+                "service",
+                "app",
+                "application",
+                "name",
+                "app_kubernetes_io_name",
+                "container",
+                "container_name",
+                "k8s_container_name",
+                "component",
+                "workload",
+                "job",
+                "k8s_job_name"
             ]
         );
-        assert_eq!(limits.discover_log_levels, true);
-        assert_eq!(limits.increment_duplicate_timestamp, false);
-        assert_eq!(limits.unordered_writes, true);
+        assert!(limits.discover_log_levels);
+        assert!(!limits.increment_duplicate_timestamp);
+        assert!(limits.unordered_writes);
         assert_eq!(limits.retention_period, Duration::ZERO);
         assert_eq!(limits.split_queries_by_interval, Duration::from_secs(3600));
-        assert_eq!(limits.volume_enabled, true);
+        assert!(limits.volume_enabled);
         assert_eq!(limits.volume_max_series, 1000);
         assert_eq!(limits.max_concurrent_tail_requests, 10);
         assert_eq!(limits.max_streams_matchers_per_query, 1000);
@@ -354,9 +371,11 @@ mod tests {
     #[test]
     fn limits_survive_a_yaml_round_trip() {
         // The override merge relies on serialising the base limits and reading them back.
-        let mut limits = Limits::default();
-        limits.max_line_size = 1000;
-        limits.query_timeout = Duration::from_millis(1500);
+        let mut limits = Limits {
+            max_line_size: 1000,
+            query_timeout: Duration::from_millis(1500),
+            ..Default::default()
+        };
         limits.retention_stream.push(StreamRetention {
             selector: "{a=\"b\"}".into(),
             priority: 2,
@@ -371,8 +390,10 @@ mod tests {
 
     #[test]
     fn overrides_take_unset_keys_from_the_base() {
-        let mut base = Limits::default();
-        base.max_query_series = 42;
+        let base = Limits {
+            max_query_series: 42,
+            ..Default::default()
+        };
         let text = r#"
 overrides:
   tenant-a:
@@ -385,9 +406,15 @@ overrides:
   "tenant_b":
     retention_period: 744h
   tenant-c:
+  123:
+    max_line_size: 1KB
 "#;
         let overrides = parse_overrides(text, &base).unwrap();
-        assert_eq!(overrides.len(), 3);
+        assert_eq!(overrides.len(), 4);
+        assert_eq!(
+            overrides["123"].max_line_size, 1024,
+            "numeric tenant IDs are IDs too"
+        );
         let a = &overrides["tenant-a"];
         assert_eq!(a.ingestion_rate_mb, 10.0);
         assert_eq!(a.max_line_size, 1 << 20);
@@ -412,32 +439,52 @@ overrides:
 
     #[test]
     fn override_errors_name_the_tenant_and_key() {
-        let err = parse_overrides("overrides:\n  acme:\n    max_line_sise: 1MB\n", &Limits::default())
-            .unwrap_err()
-            .to_string();
+        let err = parse_overrides(
+            "overrides:\n  acme:\n    max_line_sise: 1MB\n",
+            &Limits::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("\"acme\""), "{err}");
         assert!(err.contains("unknown field `max_line_sise`"), "{err}");
 
-        let err = parse_overrides("overrides:\n  a/b:\n    max_line_size: 1MB\n", &Limits::default())
-            .unwrap_err()
-            .to_string();
+        let err = parse_overrides(
+            "overrides:\n  a/b:\n    max_line_size: 1MB\n",
+            &Limits::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("unsupported character '/'"), "{err}");
 
-        let err = parse_overrides("overrides:\n  acme:\n    ingestion_rate_mb: -1\n", &Limits::default())
+        let err = parse_overrides(
+            "overrides:\n  acme:\n    ingestion_rate_mb: -1\n",
+            &Limits::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ingestion_rate_mb must be a number >= 0"),
+            "{err}"
+        );
+
+        let err = parse_overrides("overides: {}\n", &Limits::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("ingestion_rate_mb must be a number >= 0"), "{err}");
-
-        let err = parse_overrides("overides: {}\n", &Limits::default()).unwrap_err().to_string();
         assert!(err.contains("unknown field `overides`"), "{err}");
     }
 
     #[test]
     fn empty_runtime_files_have_no_overrides() {
         assert!(parse_overrides("", &Limits::default()).unwrap().is_empty());
-        assert!(parse_overrides("# nothing\n", &Limits::default()).unwrap().is_empty());
-        assert!(parse_overrides("overrides:\n", &Limits::default()).unwrap().is_empty());
-        assert!(parse_overrides("configs: {}\n", &Limits::default()).unwrap().is_empty());
+        assert!(parse_overrides("# nothing\n", &Limits::default())
+            .unwrap()
+            .is_empty());
+        assert!(parse_overrides("overrides:\n", &Limits::default())
+            .unwrap()
+            .is_empty());
+        assert!(parse_overrides("configs: {}\n", &Limits::default())
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

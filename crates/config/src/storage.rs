@@ -249,7 +249,7 @@ pub enum ObjectStoreConfig {
         directory: PathBuf,
     },
     /// Objects live in an S3-compatible bucket.
-    S3(S3Config),
+    S3(Box<S3Config>),
 }
 
 /// Object store kinds Loki's `object_store` may name.
@@ -265,8 +265,8 @@ impl StoreKind {
         match name {
             "filesystem" => Ok(StoreKind::Filesystem),
             "s3" | "aws" => Ok(StoreKind::S3),
-            "gcs" | "azure" | "swift" | "bos" | "cos" | "alibabacloud" | "bigtable" | "cassandra"
-            | "grpc-store" | "local" => Err(format!(
+            "gcs" | "azure" | "swift" | "bos" | "cos" | "alibabacloud" | "bigtable"
+            | "cassandra" | "grpc-store" | "local" => Err(format!(
                 "object_store {name:?} is not supported by Fenrir; use \"filesystem\" or \"s3\""
             )),
             other => Err(format!(
@@ -282,8 +282,10 @@ mod tests {
 
     #[test]
     fn secrets_are_masked_in_debug_and_serialised_output() {
-        let mut s3 = S3Config::default();
-        s3.secret_access_key = Secret::new("hunter2");
+        let s3 = S3Config {
+            secret_access_key: Secret::new("hunter2"),
+            ..Default::default()
+        };
         assert!(!format!("{s3:?}").contains("hunter2"));
         let yaml = serde_yaml_ng::to_string(&s3).unwrap();
         assert!(!yaml.contains("hunter2"), "{yaml}");
@@ -297,7 +299,11 @@ mod tests {
         assert_eq!(StoreKind::parse("filesystem"), Ok(StoreKind::Filesystem));
         assert_eq!(StoreKind::parse("aws"), Ok(StoreKind::S3));
         assert_eq!(StoreKind::parse("s3"), Ok(StoreKind::S3));
-        assert!(StoreKind::parse("gcs").unwrap_err().contains("not supported"));
-        assert!(StoreKind::parse("s4").unwrap_err().contains("unknown object_store"));
+        assert!(StoreKind::parse("gcs")
+            .unwrap_err()
+            .contains("not supported"));
+        assert!(StoreKind::parse("s4")
+            .unwrap_err()
+            .contains("unknown object_store"));
     }
 }

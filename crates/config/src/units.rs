@@ -55,18 +55,8 @@ pub fn parse_duration(input: &str) -> Result<Duration> {
     let mut rest = text;
     let mut total: u128 = 0;
     while !rest.is_empty() {
-        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (int_part, after_int) = rest.split_at(int_len);
-        let (frac_part, after_number) = match after_int.strip_prefix('.') {
-            Some(after_dot) => {
-                let frac_len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
-                after_dot.split_at(frac_len)
-            }
-            None => ("", after_int),
-        };
-        if int_part.is_empty() && frac_part.is_empty() {
-            return Err(invalid("expected a number"));
-        }
+        let (number, after_number) =
+            split_number(rest).ok_or_else(|| invalid("expected a number"))?;
         let Some(&(unit, unit_nanos)) = DURATION_UNITS
             .iter()
             .find(|(unit, _)| after_number.starts_with(unit))
@@ -77,20 +67,9 @@ pub fn parse_duration(input: &str) -> Result<Duration> {
                 "unknown unit (use ns, us, ms, s, m, h, d, w or y)"
             }));
         };
-        let whole: u128 = if int_part.is_empty() {
-            0
-        } else {
-            int_part.parse().map_err(|_| invalid("number too large"))?
-        };
-        let mut nanos = whole
-            .checked_mul(unit_nanos)
+        let nanos = number
+            .scale(unit_nanos)
             .ok_or_else(|| invalid("duration too large"))?;
-        if !frac_part.is_empty() {
-            let digits = &frac_part[..frac_part.len().min(MAX_FRACTION_DIGITS)];
-            let numerator: u128 = digits.parse().map_err(|_| invalid("bad fraction"))?;
-            let denominator = 10u128.pow(digits.len() as u32);
-            nanos += numerator * unit_nanos / denominator;
-        }
         total = total
             .checked_add(nanos)
             .ok_or_else(|| invalid("duration too large"))?;
@@ -98,6 +77,48 @@ pub fn parse_duration(input: &str) -> Result<Duration> {
     }
     let total = u64::try_from(total).map_err(|_| invalid("duration too large"))?;
     Ok(Duration::from_nanos(total))
+}
+
+/// A decimal number as written (`12`, `1.5`, `.5`), kept as digits until its unit is known.
+struct Number<'a> {
+    whole: &'a str,
+    fraction: &'a str,
+}
+
+impl Number<'_> {
+    /// The number times `unit`, rounded down; `None` on overflow.
+    fn scale(&self, unit: u128) -> Option<u128> {
+        let whole: u128 = if self.whole.is_empty() {
+            0
+        } else {
+            self.whole.parse().ok()?
+        };
+        let mut value = whole.checked_mul(unit)?;
+        if !self.fraction.is_empty() {
+            let digits = &self.fraction[..self.fraction.len().min(MAX_FRACTION_DIGITS)];
+            let numerator: u128 = digits.parse().ok()?;
+            value = value
+                .checked_add(numerator.checked_mul(unit)? / 10u128.pow(digits.len() as u32))?;
+        }
+        Some(value)
+    }
+}
+
+/// Splits a leading decimal number off `text`; `None` when there is no digit.
+fn split_number(text: &str) -> Option<(Number<'_>, &str)> {
+    let whole_len = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (whole, after_whole) = text.split_at(whole_len);
+    let (fraction, rest) = match after_whole.strip_prefix('.') {
+        Some(after_dot) => {
+            let fraction_len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
+            after_dot.split_at(fraction_len)
+        }
+        None => ("", after_whole),
+    };
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    Some((Number { whole, fraction }, rest))
 }
 
 /// Formats a duration the way Loki prints a `model.Duration` (`1w`, `30d1h`, `1h30m`,
@@ -111,7 +132,8 @@ pub fn format_duration(duration: Duration) -> String {
     }
     let mut out = String::new();
     let mut take = |unit: &str, size: u128, only_if_exact: bool| {
-        if only_if_exact && nanos % size != 0 {
+        let remainder = nanos % size;
+        if only_if_exact && remainder != 0 {
             return;
         }
         let count = nanos / size;
@@ -156,18 +178,7 @@ pub fn parse_byte_size(input: &str) -> Result<u64> {
     if text.starts_with('-') {
         return Err(invalid("negative sizes are not allowed"));
     }
-    let int_len = text.bytes().take_while(u8::is_ascii_digit).count();
-    let (int_part, after_int) = text.split_at(int_len);
-    let (frac_part, unit_text) = match after_int.strip_prefix('.') {
-        Some(after_dot) => {
-            let frac_len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
-            after_dot.split_at(frac_len)
-        }
-        None => ("", after_int),
-    };
-    if int_part.is_empty() && frac_part.is_empty() {
-        return Err(invalid("expected a number"));
-    }
+    let (number, unit_text) = split_number(text).ok_or_else(|| invalid("expected a number"))?;
     let unit = unit_text.trim().to_ascii_lowercase();
     let Some(&(_, shift)) = BYTE_UNITS
         .iter()
@@ -175,20 +186,9 @@ pub fn parse_byte_size(input: &str) -> Result<u64> {
     else {
         return Err(invalid("unknown unit (use B, KB, MB, GB, TB, PB or EB)"));
     };
-    let multiplier = 1u128 << shift;
-    let whole: u128 = if int_part.is_empty() {
-        0
-    } else {
-        int_part.parse().map_err(|_| invalid("number too large"))?
-    };
-    let mut bytes = whole
-        .checked_mul(multiplier)
+    let bytes = number
+        .scale(1u128 << shift)
         .ok_or_else(|| invalid("size too large"))?;
-    if !frac_part.is_empty() {
-        let digits = &frac_part[..frac_part.len().min(MAX_FRACTION_DIGITS)];
-        let numerator: u128 = digits.parse().map_err(|_| invalid("bad fraction"))?;
-        bytes += numerator * multiplier / 10u128.pow(digits.len() as u32);
-    }
     u64::try_from(bytes).map_err(|_| invalid("size too large"))
 }
 
@@ -201,7 +201,7 @@ pub fn format_byte_size(bytes: u64) -> String {
     }
     let mut unit = 0;
     let mut value = bytes;
-    while unit + 1 < NAMES.len() && value % 1024 == 0 {
+    while unit + 1 < NAMES.len() && value & 1023 == 0 {
         value /= 1024;
         unit += 1;
     }
@@ -213,11 +213,16 @@ pub(crate) mod duration_serde {
     use super::*;
     use serde::{de, Deserializer, Serializer};
 
-    pub(crate) fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&format_duration(*value))
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
         struct Visitor;
         impl de::Visitor<'_> for Visitor {
             type Value = Duration;
@@ -295,7 +300,11 @@ mod tests {
             ("7d", secs(7 * 86400)),
             ("2w", secs(14 * 86400)),
             ("1y", secs(365 * 86400)),
-            ("1y2w3d4h5m6s7ms", secs(365 * 86400 + 14 * 86400 + 3 * 86400 + 4 * 3600 + 5 * 60 + 6) + Duration::from_millis(7)),
+            (
+                "1y2w3d4h5m6s7ms",
+                secs(365 * 86400 + 14 * 86400 + 3 * 86400 + 4 * 3600 + 5 * 60 + 6)
+                    + Duration::from_millis(7),
+            ),
             ("1.5h", secs(5400)),
             (".5s", Duration::from_millis(500)),
             ("300us", Duration::from_micros(300)),
@@ -342,7 +351,11 @@ mod tests {
         ];
         for (duration, want) in cases {
             assert_eq!(format_duration(*duration), *want);
-            assert_eq!(parse_duration(want).unwrap(), *duration, "round trip of {want}");
+            assert_eq!(
+                parse_duration(want).unwrap(),
+                *duration,
+                "round trip of {want}"
+            );
         }
     }
 
@@ -378,7 +391,10 @@ mod tests {
             ("-1MB", "negative sizes"),
             ("12XB", "unknown unit"),
             ("16EB", "size too large"),
-            ("99999999999999999999999999999999999999999", "number too large"),
+            (
+                "99999999999999999999999999999999999999999",
+                "size too large",
+            ),
         ];
         for (text, want) in cases {
             let err = parse_byte_size(text).unwrap_err().to_string();
