@@ -471,6 +471,7 @@ impl ExactSizeIterator for BlockIter<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn meta(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -583,6 +584,34 @@ mod tests {
         }
         for len in 0..good.len() {
             assert!(DecodedBlock::decode(good[..len].to_vec(), &expected).is_err());
+        }
+    }
+
+    proptest! {
+        // Skips the CRC, which would catch these first, to exercise the parser itself.
+        #[test]
+        fn mutated_raw_blocks_never_panic(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in 0usize..4,
+        ) {
+            let entries = vec![
+                (1, "one", meta(&[("k", "v")])),
+                (1, "", meta(&[])),
+                (7, "ß three", meta(&[("a", "é"), ("b", "")])),
+            ];
+            let (sealed, expected) = build(&entries);
+            let mut raw = sealed.raw;
+            for (at, byte) in edits {
+                let i = at.index(raw.len());
+                raw[i] = byte;
+            }
+            raw.truncate(raw.len() - cut);
+            if let Ok(block) = DecodedBlock::decode(raw, &expected) {
+                for e in block.iter().rev() {
+                    let _ = e.structured_metadata.to_vec();
+                    prop_assert!(e.ts >= 1 && e.ts <= 7);
+                }
+            }
         }
     }
 }

@@ -297,6 +297,7 @@ mod tests {
     use super::*;
     use crate::{decode_all, ChunkBuilder};
     use fenrir_common::Entry;
+    use proptest::prelude::*;
 
     fn chunk(labels: &LabelSet, entries: &[Entry]) -> EncodedChunk {
         let mut b = ChunkBuilder::new(labels, 64);
@@ -437,6 +438,54 @@ mod tests {
                 read_segment(&bytes[..len]).is_err(),
                 "truncation to {len} read"
             );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_segments_round_trip(
+            streams in prop::collection::vec(
+                (
+                    prop::collection::vec(("[a-z]{1,4}", "\\PC{0,6}"), 0..4),
+                    prop::collection::vec("\\PC{0,20}", 1..6),
+                ),
+                0..5,
+            )
+        ) {
+            let mut w = SegmentWriter::new(&Tenant::new("prop").unwrap());
+            let mut expected = Vec::new();
+            for (pairs, lines) in streams {
+                let labels = LabelSet::from_pairs(pairs);
+                let entries: Vec<Entry> = lines
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, l)| Entry::new(i as i64, l))
+                    .collect();
+                w.add(&labels, chunk(&labels, &entries));
+                expected.push((labels, entries));
+            }
+            let bytes = w.finish();
+            let footer = read_segment(&bytes).unwrap();
+            prop_assert_eq!(footer.chunks.len(), expected.len());
+            for (c, (labels, entries)) in footer.chunks.iter().zip(&expected) {
+                prop_assert_eq!(&c.labels, labels);
+                let range = c.offset as usize..(c.offset + c.len) as usize;
+                prop_assert_eq!(&decode_all(&bytes[range]).unwrap(), entries);
+            }
+        }
+
+        #[test]
+        fn arbitrary_footers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            // A valid trailer over random footer bytes, so the footer parser itself runs.
+            let footer_len = bytes.len() / 2;
+            let mut with_trailer = bytes.clone();
+            with_trailer.extend_from_slice(&(footer_len as u64).to_le_bytes());
+            with_trailer.extend_from_slice(&crc(&bytes[bytes.len() - footer_len..]).to_le_bytes());
+            with_trailer.extend_from_slice(&VERSION.to_le_bytes());
+            with_trailer.extend_from_slice(&MAGIC);
+            prop_assert!(read_segment(&bytes).is_err());
+            let _ = parse_footer(&with_trailer);
+            let _ = read_segment(&with_trailer);
         }
     }
 }
