@@ -103,7 +103,11 @@ impl Ingester {
         Ok((due && !pending.is_empty()).then_some(pending))
     }
 
-    async fn write_segment(&self, tenant: &Tenant, chunks: &[(LabelSet, Arc<EncodedChunk>)]) -> Result<usize> {
+    async fn write_segment(
+        &self,
+        tenant: &Tenant,
+        chunks: &[(LabelSet, Arc<EncodedChunk>)],
+    ) -> Result<usize> {
         let key = self.next_segment_key(tenant);
         let (bytes, refs) = {
             let mut writer = SegmentWriter::new(tenant);
@@ -149,13 +153,21 @@ impl Ingester {
         let seq = self.inner.next_object_id.fetch_add(1, Ordering::Relaxed);
         let id = ((now.as_millis() as u64) << 20) | (seq & 0xf_ffff);
         let (y, m, d) = fenrir_common::time::civil_from_days((now.as_secs() / 86_400) as i64);
-        format!("{tenant}/seg/{y:04}-{m:02}-{d:02}/{id:016x}-{:08x}.seg", std::process::id())
+        format!(
+            "{tenant}/seg/{y:04}-{m:02}-{d:02}/{id:016x}-{:08x}.seg",
+            std::process::id()
+        )
     }
 }
 
 /// The index entry of a chunk inside a segment; its id is derived from where it lives, so
 /// an index rebuilt from the store gets the same ids.
-pub(crate) fn chunk_ref(key: &str, offset: u64, len: u64, meta: &fenrir_chunk::ChunkMeta) -> ChunkRef {
+pub(crate) fn chunk_ref(
+    key: &str,
+    offset: u64,
+    len: u64,
+    meta: &fenrir_chunk::ChunkMeta,
+) -> ChunkRef {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(key.as_bytes());
     h.update(&offset.to_le_bytes());
@@ -170,4 +182,3 @@ pub(crate) fn chunk_ref(key: &str, offset: u64, len: u64, meta: &fenrir_chunk::C
         raw_bytes: meta.raw_bytes,
     }
 }
-

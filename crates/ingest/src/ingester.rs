@@ -1,13 +1,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use fenrir_chunk::EncodedChunk;
 use fenrir_common::{Entry, Fingerprint, LabelSet, Matcher, Tenant, Timestamp};
 use fenrir_index::Index;
-use fenrir_push::ValidStream;
 use fenrir_storage::ObjectStore;
 use fenrir_wal::{Wal, WalOptions};
 
@@ -113,11 +112,9 @@ impl Ingester {
     /// Opens the WAL, replays it into heads and returns a ready ingester. Blocking: call
     /// it before serving, or from a blocking thread.
     pub fn open(cfg: IngestConfig, index: Index, store: Arc<dyn ObjectStore>) -> Result<Ingester> {
-        let (wal, replayed) = Wal::open(WalOptions {
-            dir: cfg.wal_dir.clone(),
-            fsync: cfg.wal_fsync,
-            ..WalOptions::default()
-        })?;
+        let mut wal_opts = WalOptions::new(cfg.wal_dir.clone());
+        wal_opts.fsync = cfg.wal_fsync;
+        let (wal, replayed) = Wal::open(wal_opts)?;
         let ingester = Ingester {
             inner: Arc::new(Inner {
                 cfg,
@@ -140,7 +137,9 @@ impl Ingester {
                         ingester.apply(&tenant, s.labels, s.entries, rec.segment)?;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, segment = rec.segment, "skipping undecodable wal record"),
+                Err(e) => {
+                    tracing::warn!(error = %e, segment = rec.segment, "skipping undecodable wal record")
+                }
             }
         }
         if records > 0 {
@@ -152,7 +151,7 @@ impl Ingester {
     /// Stores validated streams: refuses entries outside the out-of-order window, writes
     /// the rest to the WAL (returns once it is fsynced), then makes them queryable.
     /// `Err(Rejected)` means some entries were refused but the others were stored.
-    pub async fn push(&self, tenant: &Tenant, streams: Vec<ValidStream>) -> Result<()> {
+    pub async fn push(&self, tenant: &Tenant, streams: Vec<(LabelSet, Vec<Entry>)>) -> Result<()> {
         let (accepted, rejections) = self.check_order(tenant, streams);
         if !accepted.is_empty() {
             let payload = record::encode(tenant, &accepted);
@@ -192,13 +191,20 @@ impl Ingester {
         if let Some(s) = read(&map).get(&fp) {
             return s.clone();
         }
-        write(&map)
+        let stream = write(&map)
             .entry(fp)
             .or_insert_with(|| Arc::new(Mutex::new(Stream::new(labels.clone()))))
-            .clone()
+            .clone();
+        stream
     }
 
-    fn apply(&self, tenant: &Tenant, labels: LabelSet, entries: Vec<Entry>, segment: u64) -> Result<()> {
+    fn apply(
+        &self,
+        tenant: &Tenant,
+        labels: LabelSet,
+        entries: Vec<Entry>,
+        segment: u64,
+    ) -> Result<()> {
         let stream = self.stream(tenant, &labels);
         let mut s = lock(&stream);
         s.append(entries, segment, self.inner.cfg.seal_policy())?;
@@ -206,21 +212,25 @@ impl Ingester {
     }
 
     /// Splits entries into accepted ones and Loki's "too far behind" rejections.
-    fn check_order(&self, tenant: &Tenant, streams: Vec<ValidStream>) -> (Vec<RecordStream>, Option<String>) {
+    fn check_order(
+        &self,
+        tenant: &Tenant,
+        streams: Vec<(LabelSet, Vec<Entry>)>,
+    ) -> (Vec<RecordStream>, Option<String>) {
         let window = self.inner.cfg.out_of_order_window.as_nanos() as i64;
         let map = self.tenant_streams(tenant);
         let mut accepted = Vec::with_capacity(streams.len());
         let mut messages = Vec::new();
-        for s in streams {
-            let fp = s.labels.fingerprint();
+        for (labels, entries) in streams {
+            let fp = labels.fingerprint();
             let mut max_ts = read(&map)
                 .get(&fp)
                 .map(|st| lock(st).max_ts)
                 .unwrap_or(Timestamp::MIN);
-            let total = s.entries.len();
+            let total = entries.len();
             let mut kept = Vec::with_capacity(total);
             let mut refused = Vec::new();
-            for e in s.entries {
+            for e in entries {
                 let cutoff = max_ts.saturating_sub(window);
                 if max_ts != Timestamp::MIN && e.ts < cutoff {
                     refused.push((e.ts, cutoff));
@@ -230,11 +240,11 @@ impl Ingester {
                 }
             }
             if !refused.is_empty() {
-                messages.push(too_far_behind_message(tenant, &s.labels, &refused, total));
+                messages.push(too_far_behind_message(tenant, &labels, &refused, total));
             }
             if !kept.is_empty() {
                 accepted.push(RecordStream {
-                    labels: s.labels,
+                    labels,
                     entries: kept,
                 });
             }
@@ -245,7 +255,13 @@ impl Ingester {
 
     /// Unflushed streams of `tenant` matching all matchers, with their data overlapping
     /// `[start, end)`.
-    pub fn recent_streams(&self, tenant: &Tenant, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> Vec<RecentStream> {
+    pub fn recent_streams(
+        &self,
+        tenant: &Tenant,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<RecentStream> {
         let Some(map) = read(&self.inner.tenants).get(tenant).cloned() else {
             return Vec::new();
         };
@@ -343,7 +359,12 @@ impl Drop for InflightGuard {
     }
 }
 
-fn too_far_behind_message(tenant: &Tenant, labels: &LabelSet, refused: &[(Timestamp, Timestamp)], total: usize) -> String {
+fn too_far_behind_message(
+    tenant: &Tenant,
+    labels: &LabelSet,
+    refused: &[(Timestamp, Timestamp)],
+    total: usize,
+) -> String {
     let mut msg = String::new();
     for (ts, cutoff) in refused.iter().take(10) {
         msg.push_str(&format!(

@@ -11,8 +11,8 @@
 mod error;
 mod flush;
 mod ingester;
-mod record;
 mod rebuild;
+mod record;
 mod stream;
 
 pub use error::{Error, Result};

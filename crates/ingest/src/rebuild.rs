@@ -32,23 +32,24 @@ pub async fn rebuild_index(store: &dyn ObjectStore, index: &Index) -> Result<usi
         }
         let trailer = store.get_range(&obj.key, size - trailer_len..size).await?;
         let footer_len = footer_len_from_trailer(&trailer)?;
-        let from = size
-            .checked_sub(trailer_len + footer_len)
-            .ok_or(fenrir_chunk::Error::Corrupt("footer longer than segment"))
-            .map_err(Error::from);
-        let from = match from {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(key = obj.key, error = %e, "skipping corrupt segment");
-                continue;
-            }
+        let Some(from) = size.checked_sub(trailer_len + footer_len) else {
+            tracing::warn!(
+                key = obj.key,
+                "skipping segment whose footer is longer than itself"
+            );
+            continue;
         };
         let tail = store.get_range(&obj.key, from..size).await?;
         let footer = parse_footer(&tail)?;
         let refs: Vec<_> = footer
             .chunks
             .iter()
-            .map(|c| (c.labels.clone(), chunk_ref(&obj.key, c.offset, c.len, &c.meta)))
+            .map(|c| {
+                (
+                    c.labels.clone(),
+                    chunk_ref(&obj.key, c.offset, c.len, &c.meta),
+                )
+            })
             .collect();
         chunks += refs.len();
         let index = index.clone();

@@ -158,7 +158,8 @@ mod tests {
 
     fn sample() -> (Tenant, Vec<RecordStream>) {
         let mut e = Entry::new(5, "line with ünïcode");
-        e.structured_metadata.push(("trace_id".into(), "abc".into()));
+        e.structured_metadata
+            .push(("trace_id".into(), "abc".into()));
         (
             Tenant::new("t1").unwrap(),
             vec![

@@ -113,7 +113,12 @@ impl Stream {
     }
 
     /// Whether the head is due for sealing by age or idleness.
-    pub(crate) fn head_due(&self, now: Instant, max_age: std::time::Duration, idle: std::time::Duration) -> bool {
+    pub(crate) fn head_due(
+        &self,
+        now: Instant,
+        max_age: std::time::Duration,
+        idle: std::time::Duration,
+    ) -> bool {
         !self.head.is_empty()
             && (now.duration_since(self.head_started) >= max_age
                 || now.duration_since(self.last_append) >= idle)
