@@ -6,7 +6,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 
-mod wiring;
 
 /// Command line, in Loki's flag style (`-config.file=…` works as well as `--config.file`).
 #[derive(Debug, Parser)]
@@ -48,7 +47,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(wiring::serve(Arc::new(config)))
+    runtime.block_on(fenrir_server::serve(Arc::new(config)))
 }
 
 fn init_tracing(level: &str) {

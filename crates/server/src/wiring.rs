@@ -31,7 +31,7 @@ impl RecentData for Recent {
     }
 }
 
-pub(crate) fn ingest_config(config: &Config) -> IngestConfig {
+fn ingest_config(config: &Config) -> IngestConfig {
     let ing = &config.ingester;
     let mut c = IngestConfig::with_wal_dir(config.wal_dir());
     c.block_bytes = ing.chunk_block_size as usize;
@@ -43,7 +43,7 @@ pub(crate) fn ingest_config(config: &Config) -> IngestConfig {
     c
 }
 
-pub(crate) fn validation_config(config: &Config) -> ValidationConfig {
+fn validation_config(config: &Config) -> ValidationConfig {
     let l = &config.limits_config;
     ValidationConfig {
         reject_old_samples: l.reject_old_samples,
@@ -64,7 +64,7 @@ pub(crate) fn validation_config(config: &Config) -> ValidationConfig {
     }
 }
 
-pub(crate) fn api_config(config: &Config) -> ApiConfig {
+fn api_config(config: &Config) -> ApiConfig {
     let l = &config.limits_config;
     ApiConfig {
         auth_enabled: config.auth_enabled,
@@ -77,11 +77,21 @@ pub(crate) fn api_config(config: &Config) -> ApiConfig {
     }
 }
 
-pub(crate) async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
+/// A fully wired server, not yet listening.
+pub struct Built {
+    /// The HTTP application.
+    pub app: axum::Router,
+    /// The write path, for flushing and shutdown.
+    pub ingester: Ingester,
+}
+
+/// Opens storage, the index (rebuilt from the store when empty), the WAL (replayed) and
+/// wires the HTTP application.
+pub async fn build(config: &Config) -> anyhow::Result<Built> {
     let data = config.data_dir().to_path_buf();
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     let store: Arc<dyn ObjectStore> = match config.object_store()? {
-        ObjectStoreConfig::Filesystem { directory } => Arc::new(LocalFsStore::new(directory)?),
+        ObjectStoreConfig::Filesystem { directory } => Arc::new(LocalFsStore::new(directory)),
         ObjectStoreConfig::S3(_) => anyhow::bail!("s3 storage is not supported yet"),
     };
     let index_dir = data.join("index");
@@ -92,13 +102,22 @@ pub(crate) async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
             tracing::info!(chunks, "rebuilt the label index from the object store");
         }
     }
-    let cfg = ingest_config(&config);
-    let flush_period = cfg.flush_check_period;
+    let cfg = ingest_config(config);
     let (index2, store2) = (index.clone(), store.clone());
     let ingester = tokio::task::spawn_blocking(move || Ingester::open(cfg, index2, store2)).await??;
     let engine = Engine::new(index, store, Arc::new(Recent(ingester.clone())));
-    let state = AppState::new(api_config(&config), ingester.clone(), engine);
-    let app = fenrir_api::router(state);
+    let state = AppState::new(api_config(config), ingester.clone(), engine);
+    Ok(Built {
+        app: fenrir_api::router(state),
+        ingester,
+    })
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, then flushes and stops.
+pub async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
+    let Built { app, ingester } = build(&config).await?;
+    let data = config.data_dir().to_path_buf();
+    let flush_period = ingest_config(&config).flush_check_period;
     let addr = config.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
