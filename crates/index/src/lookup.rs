@@ -7,6 +7,9 @@ use fenrir_common::{Fingerprint, LabelSet, MatchOp, Matcher, Tenant};
 use crate::keys::{self, SeriesRecord};
 use crate::{ChunkRef, Index, IndexStats, Result};
 
+/// Postings of one failing value read one by one before seeking past the rest.
+const SKIP_AFTER_POSTINGS: usize = 8;
+
 /// A way to find candidate series in the `postings` tree.
 struct Access<'m> {
     /// Every posting under this prefix is looked at.
@@ -202,6 +205,9 @@ impl Index {
                 });
             }
         }
+        if accesses.len() <= 1 {
+            return Ok(accesses.pop());
+        }
         let mut best: Option<(Access<'m>, usize)> = None;
         for access in accesses {
             let limit = best.as_ref().map_or(usize::MAX, |(_, n)| *n);
@@ -240,9 +246,13 @@ impl Index {
             }
             return Ok(out);
         };
-        // Walk the label's values; a value failing the test is skipped with one seek past
-        // all its postings, so each distinct value is tested once.
-        let mut passed_value: Option<Vec<u8>> = None;
+        // Walk the label's values, testing each distinct value once. A failing value
+        // that turns out to have many postings is skipped with one seek past them all;
+        // seeking on every failing value would cost more than it saves when values are
+        // unique per series (pods, ids).
+        let mut current: Vec<u8> = Vec::new();
+        let mut current_passes = false;
+        let mut run = 0usize;
         let mut from = prefix.to_vec();
         'seek: loop {
             for item in self.postings.range(from.as_slice()..) {
@@ -252,15 +262,21 @@ impl Index {
                 }
                 let (value_end, value, fp) = keys::split_posting(&key, prefix.len())?;
                 let value_part = &key[prefix.len()..value_end];
-                if passed_value.as_deref() == Some(value_part) {
-                    out.push(fp);
-                } else if test.matches(value) {
-                    passed_value = Some(value_part.to_vec());
-                    out.push(fp);
+                if run > 0 && current.as_slice() == value_part {
+                    run += 1;
                 } else {
+                    current.clear();
+                    current.extend_from_slice(value_part);
+                    current_passes = test.matches(value);
+                    run = 1;
+                }
+                if current_passes {
+                    out.push(fp);
+                } else if run >= SKIP_AFTER_POSTINGS {
                     match keys::prefix_end(&key[..value_end]) {
                         Some(next) => {
                             from = next;
+                            run = 0;
                             continue 'seek;
                         }
                         None => break 'seek,

@@ -179,6 +179,29 @@ fn regex_matchers() {
 }
 
 #[test]
+fn regex_over_values_with_many_postings() {
+    let index = Index::temporary().unwrap();
+    let t = tenant("fake");
+    let mut batch: Vec<_> = (0..30u64)
+        .map(|i| {
+            let l = labels(&[("app", "big"), ("pod", &format!("p{i}"))]);
+            (l, chunk(i, 0, 10))
+        })
+        .collect();
+    for (i, app) in ["a", "small", "zzzzzzzzzz"].into_iter().enumerate() {
+        batch.push((labels(&[("app", app)]), chunk(100 + i as u64, 0, 10)));
+    }
+    index.add_chunks(&t, &batch).unwrap();
+    let count = |op, re| index.series(&t, &[m(op, "app", re)], 0, 10).unwrap().len();
+    assert_eq!(count(MatchOp::Re, "small|z+|a"), 3);
+    assert_eq!(count(MatchOp::Re, "z+"), 1);
+    assert_eq!(count(MatchOp::Re, "b.*"), 30);
+    assert_eq!(count(MatchOp::Nre, "b.*"), 3);
+    assert_eq!(count(MatchOp::Re, "b.*|small"), 31);
+    assert_eq!(count(MatchOp::Re, "nothing"), 0);
+}
+
+#[test]
 fn no_matchers_or_only_empty_matching_ones_scan_the_tenant() {
     let (index, t) = matcher_fixture();
     assert_eq!(selected(&index, &t, &[], 0, 100).len(), 7);
