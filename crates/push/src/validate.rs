@@ -160,7 +160,7 @@ pub fn validate(
             }
         }
         let mut accepted = Vec::with_capacity(raw.entries.len());
-        let mut prev: Option<(i64, String)> = None;
+        let mut prev: Option<PrevEntry> = None;
         for mut entry in raw.entries {
             // Step 6a.
             truncate_line(&mut entry.line, cfg);
@@ -436,21 +436,33 @@ fn add_detected_level(stream: &LabelSet, entry: &mut Entry) {
     }
 }
 
-/// `increment_duplicate_timestamp`: an entry with the previous entry's timestamp and a
-/// different line moves 1 ns later, so that order survives.
-fn increment_duplicate(entry: &mut Entry, prev: &mut Option<(i64, String)>) {
-    if let Some((ts, line)) = prev.as_ref() {
-        if entry.ts == *ts && entry.line != *line {
-            entry.ts = ts.saturating_add(1);
-        }
-    }
+/// `increment_duplicate_timestamp`: an entry whose line differs from the previous kept
+/// entry's, and whose timestamp equals that entry's (possibly already incremented)
+/// timestamp or the last original timestamp, moves to 1 ns after the previous entry, so
+/// that push order survives. Equal lines keep their timestamp (they are duplicates).
+fn increment_duplicate(entry: &mut Entry, prev: &mut Option<PrevEntry>) {
     match prev {
-        Some((ts, line)) => {
-            *ts = entry.ts;
-            line.clone_from(&entry.line);
+        Some(p)
+            if p.line != entry.line && (entry.ts == p.stored_ts || entry.ts == p.original_ts) =>
+        {
+            entry.ts = p.stored_ts.saturating_add(1);
         }
-        None => *prev = Some((entry.ts, entry.line.clone())),
+        Some(p) => p.original_ts = entry.ts,
+        None => {}
     }
+    let original_ts = prev.as_ref().map_or(entry.ts, |p| p.original_ts);
+    *prev = Some(PrevEntry {
+        stored_ts: entry.ts,
+        original_ts,
+        line: entry.line.clone(),
+    });
+}
+
+/// The previous kept entry of a stream, for [`increment_duplicate`].
+struct PrevEntry {
+    stored_ts: i64,
+    original_ts: i64,
+    line: String,
 }
 
 /// Validation messages counted by text, in order of first appearance.
@@ -485,5 +497,453 @@ impl ErrorGroups {
                     .join("; "),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RawStream;
+
+    /// 2024-07-07T08:00:00Z.
+    const NOW: i64 = 1_720_339_200_000_000_000;
+
+    fn push(streams: &[(&str, Vec<Entry>)]) -> RawPush {
+        RawPush {
+            streams: streams
+                .iter()
+                .map(|(l, e)| RawStream {
+                    labels: l.to_string(),
+                    entries: e.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn entry(line: &str) -> Entry {
+        Entry::new(NOW, line)
+    }
+
+    fn sm_entry(line: &str, sm: &[(&str, &str)]) -> Entry {
+        Entry {
+            ts: NOW,
+            line: line.into(),
+            structured_metadata: sm
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn run(p: RawPush, cfg: &ValidationConfig) -> ValidatedPush {
+        validate(p, &Tenant::single(), cfg, NOW).unwrap()
+    }
+
+    fn no_levels() -> ValidationConfig {
+        ValidationConfig {
+            discover_log_levels: false,
+            ..Default::default()
+        }
+    }
+
+    /// The single error message of a push holding one stream with `entries`.
+    fn error_of(labels: &str, entries: Vec<Entry>, cfg: &ValidationConfig) -> String {
+        let out = run(push(&[(labels, entries)]), cfg);
+        assert!(out.streams.is_empty(), "{out:?}");
+        out.errors.expect("an error")
+    }
+
+    #[test]
+    fn labels_are_canonical_with_service_name() {
+        let out = run(
+            push(&[(r#"{job="x",  app="a"}"#, vec![entry("l")])]),
+            &no_levels(),
+        );
+        assert_eq!(
+            out.streams[0].labels.to_string(),
+            r#"{app="a", job="x", service_name="a"}"#
+        );
+        assert_eq!(out.errors, None);
+        assert_eq!((out.accepted_entries, out.accepted_bytes), (1, 1));
+    }
+
+    #[test]
+    fn service_name_discovery_follows_list_order() {
+        let cases = [
+            (
+                r#"{job="j", container="c"}"#,
+                r#"{container="c", job="j", service_name="c"}"#,
+            ),
+            (
+                r#"{job="j", name="n"}"#,
+                r#"{job="j", name="n", service_name="n"}"#,
+            ),
+            (
+                r#"{service="s", app="a"}"#,
+                r#"{app="a", service="s", service_name="s"}"#,
+            ),
+            (
+                r#"{service_name="own", app="a"}"#,
+                r#"{app="a", service_name="own"}"#,
+            ),
+            (r#"{app="", job="j"}"#, r#"{job="j", service_name="j"}"#),
+            (
+                r#"{env="prod"}"#,
+                r#"{env="prod", service_name="unknown_service"}"#,
+            ),
+            ("{}", r#"{service_name="unknown_service"}"#),
+            ("", r#"{service_name="unknown_service"}"#),
+            (r#"{__pattern__="p"}"#, r#"{__pattern__="p"}"#),
+        ];
+        for (input, want) in cases {
+            let out = run(push(&[(input, vec![entry("l")])]), &no_levels());
+            assert_eq!(out.streams[0].labels.to_string(), want, "{input}");
+        }
+        let off = ValidationConfig {
+            discover_service_name: vec![],
+            ..no_levels()
+        };
+        let out = run(push(&[(r#"{app="a"}"#, vec![entry("l")])]), &off);
+        assert_eq!(out.streams[0].labels.to_string(), r#"{app="a"}"#);
+        assert_eq!(
+            error_of("{}", vec![entry("l")], &off),
+            "error at least one label pair is required per stream"
+        );
+    }
+
+    #[test]
+    fn one_bad_label_string_rejects_the_whole_request() {
+        let p = push(&[(r#"{a="b"}"#, vec![entry("ok")]), (r#"{a="b""#, vec![])]);
+        let err = validate(p, &Tenant::single(), &no_levels(), NOW).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert_eq!(
+            err.to_string(),
+            "couldn't parse labels: 1:7: parse error: unexpected end of input inside braces"
+        );
+        // JSON stream objects with non-identifier names end up here too.
+        let p = push(&[(r#"{service.name="x"}"#, vec![entry("ok")])]);
+        let err = validate(p, &Tenant::single(), &no_levels(), NOW).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("couldn't parse labels: 1:9: parse error: "));
+    }
+
+    #[test]
+    fn empty_requests() {
+        let err = validate(RawPush::default(), &Tenant::single(), &no_levels(), NOW).unwrap_err();
+        assert_eq!(
+            (err.status(), err.to_string().as_str()),
+            (
+                422,
+                "error at least one valid stream is required for ingestion"
+            )
+        );
+        // Streams without entries are skipped silently: nothing stored, no error (204).
+        let out = run(
+            push(&[(r#"{a="b"}"#, vec![]), ("{}", vec![])]),
+            &no_levels(),
+        );
+        assert_eq!(out, ValidatedPush::default());
+    }
+
+    #[test]
+    fn stream_label_limits() {
+        let many: String = (0..16).map(|i| format!("l{i:02}=\"v\",")).collect();
+        let many = format!("{{{many}}}");
+        let canonical_many = {
+            let pairs: Vec<String> = (0..16).map(|i| format!("l{i:02}=\"v\"")).collect();
+            format!("{{{}, service_name=\"unknown_service\"}}", pairs.join(", "))
+        };
+        assert_eq!(
+            error_of(&many, vec![entry("l")], &no_levels()),
+            format!("entry for stream '{canonical_many}' has 16 label names; limit 15")
+        );
+        // service_name is not counted: 15 labels plus service_name pass.
+        let fifteen: String = (0..15).map(|i| format!("l{i:02}=\"v\",")).collect();
+        let out = run(
+            push(&[(&format!("{{{fifteen}}}"), vec![entry("l")])]),
+            &no_levels(),
+        );
+        assert_eq!(out.streams[0].labels.len(), 16);
+
+        let long_name = "n".repeat(1025);
+        let labels = format!("{{{long_name}=\"v\"}}");
+        assert_eq!(
+            error_of(&labels, vec![entry("l")], &no_levels()),
+            format!("stream '{{{long_name}=\"v\", service_name=\"unknown_service\"}}' has label name too long: '{long_name}'")
+        );
+        let long_value = "v".repeat(2049);
+        let labels = format!("{{app=\"{long_value}\"}}");
+        assert_eq!(
+            error_of(&labels, vec![entry("l")], &no_levels()),
+            format!("stream '{{app=\"{long_value}\", service_name=\"{long_value}\"}}' has label value too long: '{long_value}'")
+        );
+        assert_eq!(
+            error_of(r#"{b="2", a="1", b="3"}"#, vec![entry("l")], &no_levels()),
+            r#"stream '{a="1", b="2", b="3", service_name="unknown_service"}' has duplicate label name: 'b'"#
+        );
+    }
+
+    #[test]
+    fn entry_timestamps() {
+        let cfg = no_levels();
+        let week = 168 * NANOS_PER_HOUR;
+        let too_old = Entry::new(NOW - week - 1, "old");
+        assert_eq!(
+            error_of(r#"{app="a"}"#, vec![too_old.clone()], &cfg),
+            "entry for stream '{app=\"a\", service_name=\"a\"}' has timestamp too old: 2024-06-30T07:59:59Z, oldest acceptable timestamp is: 2024-06-30T08:00:00Z"
+        );
+        let too_new = Entry::new(NOW + 10 * NANOS_PER_MINUTE + 1, "new");
+        assert_eq!(
+            error_of(r#"{app="a"}"#, vec![too_new], &cfg),
+            "entry for stream '{app=\"a\", service_name=\"a\"}' has timestamp too new: 2024-07-07T08:10:00Z"
+        );
+        // Both bounds are inclusive.
+        let edges = vec![
+            Entry::new(NOW - week, "oldest"),
+            Entry::new(NOW + 10 * NANOS_PER_MINUTE, "newest"),
+        ];
+        assert_eq!(
+            run(push(&[(r#"{app="a"}"#, edges)]), &cfg).accepted_entries,
+            2
+        );
+        let lenient = ValidationConfig {
+            reject_old_samples: false,
+            ..no_levels()
+        };
+        assert_eq!(
+            run(push(&[(r#"{app="a"}"#, vec![too_old])]), &lenient).accepted_entries,
+            1
+        );
+    }
+
+    #[test]
+    fn line_size_limit_and_truncation() {
+        let cfg = ValidationConfig {
+            max_line_size: 10,
+            ..no_levels()
+        };
+        assert_eq!(
+            error_of(r#"{app="a"}"#, vec![entry("0123456789X")], &cfg),
+            "max entry size '10' bytes exceeded for stream '{app=\"a\", service_name=\"a\"}' while adding an entry with length '11' bytes"
+        );
+        let truncating = ValidationConfig {
+            max_line_size_truncate: true,
+            max_line_size_truncate_identifier: "…".into(), // 3 bytes
+            ..cfg
+        };
+        let out = run(
+            push(&[(r#"{app="a"}"#, vec![entry("0123456789X"), entry("short")])]),
+            &truncating,
+        );
+        assert_eq!(out.errors, None);
+        let lines: Vec<&str> = out.streams[0]
+            .entries
+            .iter()
+            .map(|e| e.line.as_str())
+            .collect();
+        assert_eq!(lines, ["0123456…", "short"]);
+        // Cutting never splits a character.
+        let out = run(
+            push(&[(r#"{app="a"}"#, vec![entry("ab결제결제")])]),
+            &truncating,
+        );
+        assert_eq!(out.streams[0].entries[0].line, "ab결…");
+    }
+
+    #[test]
+    fn structured_metadata_limits() {
+        let disallowed = ValidationConfig {
+            allow_structured_metadata: false,
+            ..no_levels()
+        };
+        assert_eq!(
+            error_of(r#"{app="a"}"#, vec![sm_entry("l", &[("k", "v")])], &disallowed),
+            "stream '{app=\"a\", service_name=\"a\"}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."
+        );
+        let small = ValidationConfig {
+            max_structured_metadata_size: 4,
+            max_structured_metadata_entries_count: 2,
+            ..no_levels()
+        };
+        assert_eq!(
+            error_of(r#"{app="a"}"#, vec![sm_entry("l", &[("kk", "vvv")])], &small),
+            "stream '{app=\"a\", service_name=\"a\"}' has structured metadata too large: '5' bytes, limit: '4' bytes. Please see `limits_config.max_structured_metadata_size` or contact your Loki administrator to increase it."
+        );
+        let few = ValidationConfig {
+            max_structured_metadata_size: 100,
+            ..small
+        };
+        assert_eq!(
+            error_of(r#"{app="a"}"#, vec![sm_entry("l", &[("a", "1"), ("b", "2"), ("c", "")])], &few),
+            "stream '{app=\"a\", service_name=\"a\"}' has too many structured metadata labels: '3', limit: '2'. Please see `limits_config.max_structured_metadata_entries_count` or contact your Loki administrator to increase it."
+        );
+    }
+
+    #[test]
+    fn structured_metadata_names_are_normalised() {
+        let cases = [
+            ("trace.id", "trace_id"),
+            ("a..b", "a_b"),
+            ("a__b", "a_b"),
+            ("1x", "key_1x"),
+            ("__x__", "__x__"),
+            ("___x", "__x"),
+            ("_x", "_x"),
+            ("x_", "x_"),
+            ("http.status-code", "http_status_code"),
+            ("결.x", "_x"),
+            ("user_agent", "user_agent"),
+        ];
+        for (name, want) in cases {
+            match normalize_metadata_name(name) {
+                Ok(got) => assert_eq!(got, want, "{name}"),
+                Err(e) => assert_eq!(e.to_string(), "", "{name}: unexpected error"),
+            }
+        }
+    }
+
+    #[test]
+    fn unusable_metadata_names_reject_the_request() {
+        let p = push(&[(r#"{app="a"}"#, vec![sm_entry("l", &[("..", "v")])])]);
+        let err = validate(p, &Tenant::single(), &no_levels(), NOW).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert_eq!(
+            err.to_string(),
+            r#"normalization for label name ".." resulted in invalid name "_""#
+        );
+        let p = push(&[(r#"{app="a"}"#, vec![sm_entry("l", &[("결제", "v")])])]);
+        let err = validate(p, &Tenant::single(), &no_levels(), NOW).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"normalization for label name "결제" resulted in invalid name "_""#
+        );
+        let p = push(&[(r#"{app="a"}"#, vec![sm_entry("l", &[("", "v")])])]);
+        let err = validate(p, &Tenant::single(), &no_levels(), NOW).unwrap_err();
+        assert_eq!(err.to_string(), "label name is empty");
+    }
+
+    #[test]
+    fn metadata_normalised_after_validation_and_values_cleaned() {
+        let out = run(
+            push(&[(
+                r#"{app="a"}"#,
+                vec![sm_entry("l", &[("trace.id", "a\u{fffd}b")])],
+            )]),
+            &no_levels(),
+        );
+        let sm = &out.streams[0].entries[0].structured_metadata;
+        assert_eq!(sm, &vec![("trace_id".to_string(), "ab".to_string())]);
+    }
+
+    #[test]
+    fn the_grouped_message_has_the_look_of_a_result() {
+        assert!(ErrorGroups::default().message().is_none());
+        let mut g = ErrorGroups::default();
+        g.add("a".into());
+        assert_eq!(g.message().unwrap(), "a");
+        g.add("a".into());
+        assert_eq!(g.message().unwrap(), "2 errors like: a");
+        g.add("b".into());
+        assert_eq!(g.message().unwrap(), "2 errors like: a; 1 errors like: b");
+    }
+
+    #[test]
+    fn partial_success_keeps_good_entries_and_groups_errors() {
+        let cfg = ValidationConfig {
+            max_line_size: 3,
+            ..no_levels()
+        };
+        let p = push(&[
+            (
+                r#"{app="a"}"#,
+                vec![entry("ok"), entry("long1"), entry("long2")],
+            ),
+            (r#"{app="b"}"#, vec![entry("toolong")]),
+        ]);
+        let out = run(p, &cfg);
+        assert_eq!(out.streams.len(), 1);
+        assert_eq!(out.streams[0].entries, vec![entry("ok")]);
+        assert_eq!(
+            out.errors.unwrap(),
+            "2 errors like: max entry size '3' bytes exceeded for stream '{app=\"a\", service_name=\"a\"}' while adding an entry with length '5' bytes; \
+             1 errors like: max entry size '3' bytes exceeded for stream '{app=\"b\", service_name=\"b\"}' while adding an entry with length '7' bytes"
+        );
+    }
+
+    #[test]
+    fn equal_canonical_labels_merge() {
+        let p = push(&[
+            (r#"{b="2", a="1"}"#, vec![entry("one")]),
+            (r#"{c="3"}"#, vec![entry("other")]),
+            (r#"{a="1",b="2",}"#, vec![entry("two")]),
+        ]);
+        let out = run(p, &no_levels());
+        assert_eq!(out.streams.len(), 2);
+        let lines: Vec<&str> = out.streams[0]
+            .entries
+            .iter()
+            .map(|e| e.line.as_str())
+            .collect();
+        assert_eq!(lines, ["one", "two"]);
+        assert_eq!(out.accepted_entries, 3);
+    }
+
+    #[test]
+    fn detected_level_is_added_and_not_counted_as_bytes() {
+        let out = run(
+            push(&[(
+                r#"{app="a"}"#,
+                vec![
+                    entry(r#"{"level":"WARN"}"#),
+                    sm_entry("x", &[("detected_level", "ERROR")]),
+                    sm_entry("plain", &[("k", "v")]),
+                ],
+            )]),
+            &ValidationConfig::default(),
+        );
+        let sm: Vec<_> = out.streams[0]
+            .entries
+            .iter()
+            .map(|e| e.structured_metadata.clone())
+            .collect();
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            sm,
+            vec![
+                vec![pair("detected_level", "warn")],
+                vec![pair("detected_level", "error")],
+                vec![pair("k", "v"), pair("detected_level", "unknown")],
+            ]
+        );
+        assert_eq!(out.accepted_bytes, 16 + 1 + 5 + 2);
+        let off = ValidationConfig {
+            allow_structured_metadata: false,
+            ..Default::default()
+        };
+        let out = run(push(&[(r#"{app="a"}"#, vec![entry("error")])]), &off);
+        assert!(out.streams[0].entries[0].structured_metadata.is_empty());
+    }
+
+    #[test]
+    fn duplicate_timestamps_can_be_incremented() {
+        let cfg = ValidationConfig {
+            increment_duplicate_timestamp: true,
+            ..no_levels()
+        };
+        let entries = vec![
+            entry("a"),
+            entry("b"),
+            entry("c"),
+            entry("c"),
+            Entry::new(NOW + 5, "d"),
+            Entry::new(NOW + 5, "e"),
+        ];
+        let out = run(push(&[(r#"{app="a"}"#, entries.clone())]), &cfg);
+        let ts: Vec<i64> = out.streams[0].entries.iter().map(|e| e.ts - NOW).collect();
+        assert_eq!(ts, [0, 1, 2, 0, 5, 6]);
+        let out = run(push(&[(r#"{app="a"}"#, entries)]), &no_levels());
+        let ts: Vec<i64> = out.streams[0].entries.iter().map(|e| e.ts - NOW).collect();
+        assert_eq!(ts, [0, 0, 0, 0, 5, 5]);
     }
 }
