@@ -1,0 +1,621 @@
+//! The push body pipeline of Loki's distributor (spec §2.1.1): content encoding, media
+//! type, then snappy-block protobuf or JSON. Every size is capped before it is allocated.
+
+use std::io::Read;
+
+use bytes::Bytes;
+use fenrir_common::Entry;
+use fenrir_proto::{Message, PushRequest};
+
+use crate::json::{decode_legacy, decode_v1};
+use crate::{PushError, Result};
+
+const MIB: usize = 1024 * 1024;
+
+/// Which JSON shape a push path speaks; protobuf is the same on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `/loki/api/v1/push`: `{"streams":[{"stream":{…},"values":[[ns, line, {sm}]]}]}`.
+    V1,
+    /// `/api/prom/push`: `{"streams":[{"labels":"{…}","entries":[{"ts","line"}]}]}`.
+    Legacy,
+}
+
+impl Dialect {
+    /// Loki's rule: a path containing `/loki/api/v1` (any case) is v1, anything else legacy.
+    pub fn from_path(path: &str) -> Self {
+        let needle = b"/loki/api/v1";
+        let hay = path.as_bytes();
+        if hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+        {
+            Dialect::V1
+        } else {
+            Dialect::Legacy
+        }
+    }
+}
+
+/// Size caps for a push body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Cap on the body as received and on its gzip/deflate-decoded form
+    /// (`distributor.max_recv_msg_size`, 100 MiB).
+    pub max_recv_msg_size: usize,
+    /// Cap on the snappy-decoded protobuf. Loki's default (5000 MiB) is far more than this
+    /// process should ever allocate for one request, so ours is 50 × 10 MiB = 500 MiB.
+    pub max_decompressed_size: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_recv_msg_size: 100 * MIB,
+            max_decompressed_size: 500 * MIB,
+        }
+    }
+}
+
+/// A decoded push, before validation: label strings as sent, entries as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawPush {
+    /// The streams in request order.
+    pub streams: Vec<RawStream>,
+}
+
+/// One stream of a decoded push.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawStream {
+    /// The label string as sent (for v1 JSON: the `stream` object rendered as Loki does).
+    pub labels: String,
+    /// The entries in request order.
+    pub entries: Vec<Entry>,
+}
+
+/// Decodes a push body as Loki does: `Content-Encoding` first (none, `snappy` as a no-op,
+/// `gzip`, `deflate` raw or zlib-wrapped), then `Content-Type` (`application/json` → JSON
+/// in `dialect`'s shape; anything else → snappy-block protobuf).
+pub fn decode_push(
+    dialect: Dialect,
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    body: &[u8],
+    limits: &DecodeLimits,
+) -> Result<RawPush> {
+    let decoded = decode_content(content_encoding, body, limits, false)?;
+    let media_type = parse_media_type(content_type)?;
+    let streams = if media_type == "application/json" {
+        match dialect {
+            Dialect::V1 => decode_v1(&decoded)?,
+            Dialect::Legacy => decode_legacy(&decoded)?,
+        }
+    } else {
+        decode_protobuf(&decoded, limits)?
+    };
+    Ok(RawPush { streams })
+}
+
+/// Applies `Content-Encoding`, refusing bodies over `max_recv_msg_size` before and after.
+/// `otlp` selects the OTLP endpoint's set of encodings (no deflate).
+pub(crate) fn decode_content<'a>(
+    content_encoding: Option<&str>,
+    body: &'a [u8],
+    limits: &DecodeLimits,
+    otlp: bool,
+) -> Result<std::borrow::Cow<'a, [u8]>> {
+    let max = limits.max_recv_msg_size;
+    if body.len() > max {
+        return Err(PushError::BodyTooLarge {
+            size: body.len(),
+            max,
+        });
+    }
+    match content_encoding.unwrap_or("") {
+        "" => Ok(body.into()),
+        "snappy" if !otlp => Ok(body.into()),
+        "gzip" => read_capped(flate2::read::MultiGzDecoder::new(body), max).map(Into::into),
+        "deflate" if !otlp => {
+            if looks_like_zlib(body) {
+                read_capped(flate2::read::ZlibDecoder::new(body), max).map(Into::into)
+            } else {
+                read_capped(flate2::read::DeflateDecoder::new(body), max).map(Into::into)
+            }
+        }
+        other => Err(PushError::UnsupportedEncoding(other.to_string())),
+    }
+}
+
+/// Reads a decompressor to the end, stopping one byte past `max` so that a compression
+/// bomb costs at most `max + 1` bytes before it is refused.
+fn read_capped(reader: impl Read, max: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    reader
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| PushError::InvalidBody(e.to_string()))?;
+    if out.len() > max {
+        return Err(PushError::BodyTooLarge {
+            size: out.len(),
+            max,
+        });
+    }
+    Ok(out)
+}
+
+/// RFC 1950 header check: deflate method, window ≤ 32 KiB, and the FCHECK multiple of 31.
+/// Clients disagree on whether `deflate` means raw or zlib-wrapped, so accept both.
+fn looks_like_zlib(body: &[u8]) -> bool {
+    match body {
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0
+        }
+        _ => false,
+    }
+}
+
+/// Go's `mime.ParseMediaType`, reduced to what Loki looks at: the lower-cased
+/// `type/subtype`, parameters ignored.
+pub(crate) fn parse_media_type(content_type: Option<&str>) -> Result<String> {
+    let raw = content_type.unwrap_or("");
+    let essence = raw.split(';').next().unwrap_or("").trim();
+    if essence.is_empty() {
+        return Err(PushError::MediaType("mime: no media type".into()));
+    }
+    let Some((ty, subtype)) = essence.split_once('/') else {
+        return Err(PushError::MediaType(
+            "mime: expected slash after first token".into(),
+        ));
+    };
+    if !is_token(ty) || !is_token(subtype) {
+        return Err(PushError::MediaType(
+            "mime: expected token after slash".into(),
+        ));
+    }
+    Ok(essence.to_ascii_lowercase())
+}
+
+/// An RFC 2045 token: visible ASCII except tspecials.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+}
+
+/// Snappy-block decodes and unmarshals a `PushRequest`, checking the announced size first.
+fn decode_protobuf(body: &[u8], limits: &DecodeLimits) -> Result<Vec<RawStream>> {
+    let invalid = |e: snap::Error| PushError::InvalidBody(e.to_string());
+    let size = snap::raw::decompress_len(body).map_err(invalid)?;
+    if size > limits.max_decompressed_size {
+        return Err(PushError::DecompressedTooLarge {
+            size,
+            max: limits.max_decompressed_size,
+        });
+    }
+    // A snappy block cannot expand more than ~22x (a 3-byte copy emits at most 64 bytes),
+    // so a larger announced size is a lie: refuse it before allocating.
+    if size > body.len().saturating_mul(32).saturating_add(64) {
+        return Err(PushError::InvalidBody("snappy: corrupt input".into()));
+    }
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(invalid)?;
+    // Decoding from `Bytes` lets prost hand out slices of `raw` instead of copies.
+    let req = PushRequest::decode(Bytes::from(raw))
+        .map_err(|e| PushError::InvalidBody(format!("proto: {e}")))?;
+    req.streams.into_iter().map(convert_stream).collect()
+}
+
+fn convert_stream(s: fenrir_proto::StreamAdapter) -> Result<RawStream> {
+    let labels = String::from_utf8(s.labels.to_vec()).map_err(|_| {
+        PushError::InvalidLabels("1:1: parse error: invalid UTF-8 in label string".into())
+    })?;
+    let entries = s
+        .entries
+        .into_iter()
+        .map(|e| {
+            let ts = e.timestamp.unwrap_or_default();
+            Ok(Entry {
+                ts: proto_timestamp_nanos(ts.seconds, ts.nanos)?,
+                line: text(&e.line),
+                structured_metadata: e
+                    .structured_metadata
+                    .iter()
+                    .map(|p| (text(&p.name), text(&p.value)))
+                    .collect(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RawStream { labels, entries })
+}
+
+/// Bytes as text. Go keeps invalid UTF-8 as is; we store U+FFFD instead (lossy, but the
+/// same everywhere).
+fn text(b: &Bytes) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+/// Seconds of 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z, the valid proto range.
+const MIN_PROTO_SECONDS: i64 = -62_135_596_800;
+const MAX_PROTO_SECONDS: i64 = 253_402_300_800;
+
+fn proto_timestamp_nanos(seconds: i64, nanos: i32) -> Result<i64> {
+    if !(MIN_PROTO_SECONDS..MAX_PROTO_SECONDS).contains(&seconds) {
+        return Err(PushError::InvalidBody(format!(
+            "timestamp: seconds:{seconds} nanos:{nanos} before 0001-01-01 or after 10000-01-01"
+        )));
+    }
+    if !(0..1_000_000_000).contains(&nanos) {
+        return Err(PushError::InvalidBody(format!(
+            "timestamp: seconds:{seconds} nanos:{nanos}: nanos not in range [0, 1e9)"
+        )));
+    }
+    seconds
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(i64::from(nanos)))
+        .ok_or_else(|| {
+            PushError::InvalidBody(format!(
+                "timestamp: seconds:{seconds} nanos:{nanos} does not fit in int64 nanoseconds"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fenrir_proto::{EntryAdapter, LabelPairAdapter, StreamAdapter, Timestamp};
+    use std::io::Write;
+
+    fn proto_body() -> Vec<u8> {
+        let req = PushRequest {
+            streams: vec![StreamAdapter {
+                labels: Bytes::from_static(br#"{job="x"}"#),
+                entries: vec![EntryAdapter {
+                    timestamp: Some(Timestamp::from_unix_nanos(1_700_000_000_000_000_007)),
+                    line: Bytes::from_static(b"hello"),
+                    structured_metadata: vec![LabelPairAdapter::new("trace_id", "t1")],
+                    parsed: vec![],
+                }],
+                hash: 99,
+            }],
+            format: Bytes::new(),
+        };
+        snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap()
+    }
+
+    fn expected_push() -> RawPush {
+        RawPush {
+            streams: vec![RawStream {
+                labels: r#"{job="x"}"#.into(),
+                entries: vec![Entry {
+                    ts: 1_700_000_000_000_000_007,
+                    line: "hello".into(),
+                    structured_metadata: vec![("trace_id".into(), "t1".into())],
+                }],
+            }],
+        }
+    }
+
+    const JSON_V1: &[u8] = br#"{"streams":[{"stream":{"job":"x"},"values":[["1700000000000000007","hello",{"trace_id":"t1"}]]}]}"#;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn deflate_raw(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Name, content type, content encoding, body.
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Vec<u8>,
+    );
+
+    fn decode(ct: Option<&str>, ce: Option<&str>, body: &[u8]) -> Result<RawPush> {
+        decode_push(Dialect::V1, ct, ce, body, &DecodeLimits::default())
+    }
+
+    #[test]
+    fn dialect_by_path() {
+        assert_eq!(Dialect::from_path("/loki/api/v1/push"), Dialect::V1);
+        assert_eq!(Dialect::from_path("/prefix/LOKI/API/V1/push"), Dialect::V1);
+        assert_eq!(Dialect::from_path("/api/prom/push"), Dialect::Legacy);
+    }
+
+    #[test]
+    fn every_decode_path_yields_the_same_push() {
+        let proto = proto_body();
+        let cases: Vec<Case> = vec![
+            (
+                "protobuf+snappy",
+                Some("application/x-protobuf"),
+                None,
+                proto.clone(),
+            ),
+            (
+                "protobuf, snappy encoding tolerated",
+                Some("application/x-protobuf"),
+                Some("snappy"),
+                proto.clone(),
+            ),
+            (
+                "protobuf, typo content type",
+                Some("application/jsonn"),
+                None,
+                proto.clone(),
+            ),
+            (
+                "gzip(protobuf+snappy)",
+                Some("application/x-protobuf"),
+                Some("gzip"),
+                gzip(&proto),
+            ),
+            ("json", Some("application/json"), None, JSON_V1.to_vec()),
+            (
+                "json with params",
+                Some("Application/JSON; charset=utf-8"),
+                None,
+                JSON_V1.to_vec(),
+            ),
+            (
+                "gzip json",
+                Some("application/json"),
+                Some("gzip"),
+                gzip(JSON_V1),
+            ),
+            (
+                "raw deflate json",
+                Some("application/json"),
+                Some("deflate"),
+                deflate_raw(JSON_V1),
+            ),
+            (
+                "zlib deflate json",
+                Some("application/json"),
+                Some("deflate"),
+                zlib(JSON_V1),
+            ),
+        ];
+        for (name, ct, ce, body) in cases {
+            assert_eq!(
+                decode(ct, ce, &body).expect(name),
+                expected_push(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn legacy_json_on_the_legacy_path() {
+        let body = br#"{"streams":[{"labels":"{job=\"x\"}","entries":[{"ts":"2023-11-14T22:13:20.000000007Z","line":"hello","structuredMetadata":{"trace_id":"t1"}}]}]}"#;
+        let push = decode_push(
+            Dialect::Legacy,
+            Some("application/json"),
+            None,
+            body,
+            &DecodeLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(push, expected_push());
+    }
+
+    #[test]
+    fn header_errors_have_loki_texts() {
+        let cases: &[(Option<&str>, Option<&str>, u16, &str)] = &[
+            (None, None, 400, "mime: no media type"),
+            (Some(""), None, 400, "mime: no media type"),
+            (Some("  ; charset=utf-8"), None, 400, "mime: no media type"),
+            (
+                Some("json"),
+                None,
+                400,
+                "mime: expected slash after first token",
+            ),
+            (
+                Some("application/json"),
+                Some("zstd"),
+                400,
+                "Content-Encoding \"zstd\" not supported",
+            ),
+            (
+                Some("application/json"),
+                Some("br"),
+                400,
+                "Content-Encoding \"br\" not supported",
+            ),
+            (
+                Some("application/json"),
+                Some("GZIP"),
+                400,
+                "Content-Encoding \"GZIP\" not supported",
+            ),
+        ];
+        for (ct, ce, status, text) in cases {
+            let err = decode(*ct, *ce, JSON_V1).unwrap_err();
+            assert_eq!((err.status(), err.to_string().as_str()), (*status, *text));
+        }
+    }
+
+    #[test]
+    fn corrupt_bodies_are_400() {
+        let proto = proto_body();
+        let framed = {
+            let mut w = snap::write::FrameEncoder::new(Vec::new());
+            w.write_all(&PushRequest::default().encode_to_vec())
+                .unwrap();
+            w.into_inner().unwrap()
+        };
+        let cases: Vec<(&str, Option<&str>, Vec<u8>)> = vec![
+            ("unsnappied protobuf", None, b"\x0a\x05hello".to_vec()),
+            ("truncated snappy", None, proto[..proto.len() / 2].to_vec()),
+            ("framed snappy", None, framed),
+            ("bad gzip", Some("gzip"), b"\x1f\x8b garbage".to_vec()),
+            (
+                "snappy of garbage",
+                None,
+                snap::raw::Encoder::new()
+                    .compress_vec(b"\xff\xff\xff")
+                    .unwrap(),
+            ),
+        ];
+        for (name, ce, body) in cases {
+            let err = decode(Some("application/x-protobuf"), ce, &body).expect_err(name);
+            assert_eq!(err.status(), 400, "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn body_over_max_recv_is_413() {
+        let limits = DecodeLimits {
+            max_recv_msg_size: 10,
+            max_decompressed_size: 100,
+        };
+        let err = decode_push(
+            Dialect::V1,
+            Some("application/json"),
+            None,
+            JSON_V1,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), 413);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "request body too large: message size too large than max ({} vs 10)",
+                JSON_V1.len()
+            )
+        );
+    }
+
+    #[test]
+    fn snappy_bomb_stops_at_the_announced_size() {
+        // A real snappy block of 4 MiB of zeros is a few hundred KiB; refuse it by its
+        // header before decompressing anything.
+        let bomb = snap::raw::Encoder::new()
+            .compress_vec(&vec![0u8; 4 * MIB])
+            .unwrap();
+        let limits = DecodeLimits {
+            max_recv_msg_size: MIB,
+            max_decompressed_size: MIB,
+        };
+        let err = decode_push(
+            Dialect::V1,
+            Some("application/x-protobuf"),
+            None,
+            &bomb,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            PushError::DecompressedTooLarge {
+                size: 4 * MIB,
+                max: MIB
+            }
+        );
+        assert_eq!(err.status(), 413);
+        // A forged header announcing 2 GiB in a few bytes is refused without allocating.
+        let forged = [0x80, 0x80, 0x80, 0x80, 0x08, 0x00];
+        let limits = DecodeLimits {
+            max_recv_msg_size: MIB,
+            max_decompressed_size: usize::MAX,
+        };
+        let err = decode_push(
+            Dialect::V1,
+            Some("application/x-protobuf"),
+            None,
+            &forged,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn gzip_bomb_stops_at_the_cap() {
+        let bomb = gzip(&vec![b'a'; 8 * MIB]);
+        let limits = DecodeLimits {
+            max_recv_msg_size: MIB,
+            max_decompressed_size: MIB,
+        };
+        assert!(bomb.len() < MIB);
+        let err = decode_push(
+            Dialect::V1,
+            Some("application/json"),
+            Some("gzip"),
+            &bomb,
+            &limits,
+        )
+        .unwrap_err();
+        // Decoding stopped one byte past the cap, not at 8 MiB.
+        assert_eq!(
+            err,
+            PushError::BodyTooLarge {
+                size: MIB + 1,
+                max: MIB
+            }
+        );
+        let bomb = deflate_raw(&vec![b'a'; 8 * MIB]);
+        let err = decode_push(
+            Dialect::V1,
+            Some("application/json"),
+            Some("deflate"),
+            &bomb,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), 413);
+    }
+
+    #[test]
+    fn proto_timestamps_are_range_checked() {
+        assert_eq!(proto_timestamp_nanos(1, 2).unwrap(), 1_000_000_002);
+        assert_eq!(proto_timestamp_nanos(-1, 0).unwrap(), -1_000_000_000);
+        assert!(proto_timestamp_nanos(0, -1).is_err());
+        assert!(proto_timestamp_nanos(0, 1_000_000_000).is_err());
+        assert!(proto_timestamp_nanos(MAX_PROTO_SECONDS, 0).is_err());
+        // Valid for protobuf, but beyond int64 nanoseconds (year 2262).
+        assert!(proto_timestamp_nanos(10_000_000_000, 0).is_err());
+    }
+
+    #[test]
+    fn invalid_utf8_lines_are_kept_lossily() {
+        let req = PushRequest {
+            streams: vec![StreamAdapter {
+                labels: Bytes::from_static(b"{}"),
+                entries: vec![EntryAdapter {
+                    timestamp: Some(Timestamp::from_unix_nanos(1)),
+                    line: Bytes::from_static(b"a\xffb"),
+                    ..Default::default()
+                }],
+                hash: 0,
+            }],
+            format: Bytes::new(),
+        };
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap();
+        let push = decode(Some("application/x-protobuf"), None, &body).unwrap();
+        assert_eq!(push.streams[0].entries[0].line, "a\u{fffd}b");
+    }
+}
