@@ -121,3 +121,71 @@ fn group_number(name: &str) -> Option<usize> {
     }
     Some(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use crate::ast::{LabelReplace, MetricExpr, RangeOp};
+    use fenrir_common::MatchOp;
+
+    fn lr(dst: &str, replacement: &str, src: &str, regex: &str) -> MetricExpr {
+        MetricExpr::LabelReplace(Box::new(LabelReplace {
+            inner: range_agg(RangeOp::CountOverTime, sel(&[("app", MatchOp::Re, ".+")]), 60.0, false),
+            dst: dst.into(),
+            replacement: replacement.into(),
+            src: src.into(),
+            regex: regex.into(),
+        }))
+    }
+
+    fn run(e: &MetricExpr) -> Vec<Row> {
+        let mut src = FakeSource::new().stream(&[("app", "api"), ("pod", "api-7f9-x1y2")], &[(30.0, 1.0)]);
+        instant(e, 60.0, &mut src).unwrap()
+    }
+
+    #[test]
+    fn replaces_with_go_expand_semantics() {
+        assert_eq!(
+            run(&lr("short", "$1", "pod", "api-[a-z0-9]+-(.*)")),
+            rows(&[(r#"{app="api", pod="api-7f9-x1y2", short="x1y2"}"#, "1")])
+        );
+        assert_eq!(
+            run(&lr("short", "${id}-$$", "pod", "api-[a-z0-9]+-(?P<id>.*)")),
+            rows(&[(r#"{app="api", pod="api-7f9-x1y2", short="x1y2-$"}"#, "1")])
+        );
+        // `$1x` is the group named "1x", which does not exist: empty
+        assert_eq!(
+            run(&lr("short", "$1x", "pod", "api-[a-z0-9]+-(.*)")),
+            rows(&[(r#"{app="api", pod="api-7f9-x1y2"}"#, "1")])
+        );
+        assert_eq!(
+            run(&lr("short", "${1}x", "pod", "api-[a-z0-9]+-(.*)")),
+            rows(&[(r#"{app="api", pod="api-7f9-x1y2", short="x1y2x"}"#, "1")])
+        );
+    }
+
+    #[test]
+    fn regex_is_anchored_and_misses_leave_labels_alone() {
+        assert_eq!(
+            run(&lr("short", "$1", "pod", "7f9-(.*)")),
+            rows(&[(r#"{app="api", pod="api-7f9-x1y2"}"#, "1")])
+        );
+        // a missing source reads as "", which `(.*)` matches
+        assert_eq!(
+            run(&lr("x", "v$1", "nope", "(.*)")),
+            rows(&[(r#"{app="api", pod="api-7f9-x1y2", x="v"}"#, "1")])
+        );
+    }
+
+    #[test]
+    fn empty_expansion_deletes_the_label() {
+        assert_eq!(run(&lr("pod", "", "app", "api")), rows(&[(r#"{app="api"}"#, "1")]));
+    }
+
+    #[test]
+    fn bad_regex_is_an_error() {
+        let mut src = FakeSource::new();
+        let err = instant(&lr("a", "b", "c", "("), 60.0, &mut src).unwrap_err();
+        assert!(err.to_string().starts_with("invalid regex in label_replace: "), "{err}");
+    }
+}

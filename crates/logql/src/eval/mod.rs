@@ -297,3 +297,128 @@ fn without_metric_name(labels: LabelSet) -> LabelSet {
 pub(crate) fn duration_seconds(ns: i64) -> f64 {
     (ns / NANOS_PER_SECOND) as f64 + (ns % NANOS_PER_SECOND) as f64 / 1e9
 }
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::ast::{LabelReplace, RangeOp};
+    use fenrir_common::MatchOp;
+
+    #[test]
+    fn range_params_follow_the_query_frontend_grid() {
+        // start=1000s, end=1100s, step=30s → points at 990 … 1110
+        let p = EvalParams::range(1000 * S, 1100 * S, 30 * S, 500);
+        assert_eq!((p.start, p.end, p.step), (990 * S, 1110 * S, 30 * S));
+        assert!(!p.instant);
+        let p = EvalParams::range(1020 * S, 1050 * S, 30 * S, 0);
+        assert_eq!((p.start, p.end), (1020 * S, 1050 * S));
+        let p = EvalParams::instant(5 * S, 0);
+        assert!(p.instant);
+        assert_eq!((p.start, p.end), (5 * S, 5 * S));
+    }
+
+    #[test]
+    fn default_step_is_range_over_250_at_least_one_second() {
+        assert_eq!(EvalParams::default_step(0, 3600 * S), 14 * S);
+        assert_eq!(EvalParams::default_step(0, 60 * S), S);
+        assert_eq!(EvalParams::default_step(0, 2 * 3600 * S), 28 * S);
+    }
+
+    #[test]
+    fn literals_and_vector_literals() {
+        let mut src = FakeSource::new();
+        let lit = MetricExpr::Literal(2.5);
+        let p = EvalParams::instant(4_000_000_000 * S, 0);
+        assert_eq!(
+            evaluate(&lit, &p, &mut src).unwrap(),
+            QueryValue::Scalar {
+                ts_ms: 4_000_000_000_000,
+                value: 2.5
+            }
+        );
+        assert_eq!(
+            range(&lit, 0.0, 60.0, 30.0, &mut src).unwrap(),
+            rows(&[("{}", "2.5 2.5 2.5")])
+        );
+        let v = MetricExpr::Vector(3.0);
+        assert_eq!(
+            evaluate(&v, &p, &mut src).unwrap(),
+            QueryValue::Vector(vec![Sample {
+                labels: LabelSet::empty(),
+                ts_ms: 4_000_000_000_000,
+                value: 3.0
+            }])
+        );
+        assert_eq!(range(&v, 0.0, 60.0, 30.0, &mut src).unwrap(), rows(&[("{}", "3 3 3")]));
+    }
+
+    fn many_series() -> FakeSource {
+        let mut src = FakeSource::new();
+        for i in 0..5 {
+            let pod = format!("p{i}");
+            src = src.stream(&[("app", "a"), ("pod", pod.as_str())], &[(10.0 + i as f64 * 20.0, 1.0)]);
+        }
+        src
+    }
+
+    #[test]
+    fn max_series_counts_the_final_result() {
+        let q = range_agg(RangeOp::CountOverTime, eq("app", "a"), 15.0, false);
+        let params = |max| EvalParams {
+            start: 0,
+            end: 100 * S,
+            step: 10 * S,
+            instant: false,
+            max_series: max,
+        };
+        assert!(matches!(evaluate(&q, &params(5), &mut many_series()), Ok(QueryValue::Matrix(m)) if m.len() == 5));
+        let err = evaluate(&q, &params(4), &mut many_series()).unwrap_err();
+        assert_eq!(err, Error::SeriesLimit(4));
+        assert!(err.to_string().starts_with("maximum number of series (4) reached for a single query; consider"));
+        // aggregated away: under the limit
+        let summed = test_support::vagg(VectorOp::Sum, q.clone(), None, None);
+        assert!(evaluate(&summed, &params(1), &mut many_series()).is_ok());
+        // instant: more elements than the limit
+        let wide = range_agg(RangeOp::CountOverTime, eq("app", "a"), 200.0, false);
+        let p = EvalParams::instant(100 * S, 4);
+        assert_eq!(evaluate(&wide, &p, &mut many_series()).unwrap_err(), Error::SeriesLimit(4));
+        let p = EvalParams::instant(100 * S, 0);
+        assert!(matches!(evaluate(&wide, &p, &mut many_series()), Ok(QueryValue::Vector(v)) if v.len() == 5));
+    }
+
+    #[test]
+    fn matrix_is_sorted_by_label_string_with_ms_points() {
+        let mut src = FakeSource::new()
+            .stream(&[("b", "1")], &[(0.5, 1.0)])
+            .stream(&[("a", "2"), ("z", "1")], &[(0.5, 1.0)])
+            .stream(&[("a", "10")], &[(0.5, 1.0)]);
+        let q = range_agg(RangeOp::CountOverTime, sel(&[("a", MatchOp::Re, ".*")]), 1.0, false);
+        let p = EvalParams {
+            start: 1_000_999_999,
+            end: 1_000_999_999,
+            step: S,
+            instant: false,
+            max_series: 0,
+        };
+        let QueryValue::Matrix(m) = evaluate(&q, &p, &mut src).unwrap() else {
+            panic!("not a matrix")
+        };
+        let labels: Vec<String> = m.iter().map(|s| s.labels.to_string()).collect();
+        assert_eq!(labels, [r#"{a="10"}"#, r#"{a="2", z="1"}"#, r#"{b="1"}"#]);
+        assert_eq!(m[0].points, vec![(1000, 1.0)]);
+    }
+
+    #[test]
+    fn metric_name_never_reaches_the_result() {
+        let mut src = FakeSource::new().stream(&[("app", "a")], &[(5.0, 1.0)]);
+        let q = MetricExpr::LabelReplace(Box::new(LabelReplace {
+            inner: range_agg(RangeOp::CountOverTime, eq("app", "a"), 60.0, false),
+            dst: "__name__".into(),
+            replacement: "x".into(),
+            src: "app".into(),
+            regex: ".*".into(),
+        }));
+        assert_eq!(instant(&q, 10.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "1")]));
+    }
+}
