@@ -143,10 +143,20 @@ fn compare(op: BinOp, l: f64, r: f64) -> bool {
 
 /// Vector with scalar; `scalar_on_left` for `s op v`. Comparisons without `bool` keep
 /// the vector's value on either side.
-fn vector_scalar(op: BinOp, return_bool: bool, step: StepVec, s: f64, scalar_on_left: bool) -> StepVec {
+fn vector_scalar(
+    op: BinOp,
+    return_bool: bool,
+    step: StepVec,
+    s: f64,
+    scalar_on_left: bool,
+) -> StepVec {
     step.into_iter()
         .filter_map(|e| {
-            let (l, r) = if scalar_on_left { (s, e.value) } else { (e.value, s) };
+            let (l, r) = if scalar_on_left {
+                (s, e.value)
+            } else {
+                (e.value, s)
+            };
             let value = if is_comparison(op) {
                 let ok = compare(op, l, r);
                 if return_bool {
@@ -214,15 +224,26 @@ fn set_op(op: BinOp, lhs: StepVec, rhs: StepVec, sigs: &mut Signatures<'_>) -> S
         _ => {
             let left: HashSet<LabelSet> = lhs.iter().map(|e| sigs.of(&e.labels)).collect();
             let mut out = lhs;
-            out.extend(rhs.into_iter().filter(|e| !left.contains(&sigs.of(&e.labels))));
+            out.extend(
+                rhs.into_iter()
+                    .filter(|e| !left.contains(&sigs.of(&e.labels))),
+            );
             out
         }
     }
 }
 
 /// Vector with vector, one-to-one or many-to-one, with Prometheus' errors.
-fn vector_vector(b: &Binary, lhs: StepVec, rhs: StepVec, sigs: &mut Signatures<'_>) -> Result<StepVec> {
-    let card = b.matching.as_ref().map_or(&Cardinality::OneToOne, |m| &m.card);
+fn vector_vector(
+    b: &Binary,
+    lhs: StepVec,
+    rhs: StepVec,
+    sigs: &mut Signatures<'_>,
+) -> Result<StepVec> {
+    let card = b
+        .matching
+        .as_ref()
+        .map_or(&Cardinality::OneToOne, |m| &m.card);
     let one_to_many = matches!(card, Cardinality::OneToMany(_));
     // The "one" side goes right.
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
@@ -246,7 +267,11 @@ fn vector_vector(b: &Binary, lhs: StepVec, rhs: StepVec, sigs: &mut Signatures<'
         let Some(o) = one_by_sig.get(&sig) else {
             continue;
         };
-        let (l, r) = if one_to_many { (o.value, m.value) } else { (m.value, o.value) };
+        let (l, r) = if one_to_many {
+            (o.value, m.value)
+        } else {
+            (m.value, o.value)
+        };
         let value = if is_comparison(b.op) {
             let ok = compare(b.op, l, r);
             if b.return_bool {
@@ -334,8 +359,18 @@ mod tests {
 
     #[test]
     fn scalar_arithmetic_and_comparisons() {
-        assert_eq!(scalar(&bin(Pow, lit(2.0), bin(Pow, lit(3.0), lit(2.0)))), "512");
-        assert_eq!(scalar(&bin(Add, lit(1.0), bin(Mul, lit(2.0), bin(Pow, lit(3.0), lit(2.0))))), "19");
+        assert_eq!(
+            scalar(&bin(Pow, lit(2.0), bin(Pow, lit(3.0), lit(2.0)))),
+            "512"
+        );
+        assert_eq!(
+            scalar(&bin(
+                Add,
+                lit(1.0),
+                bin(Mul, lit(2.0), bin(Pow, lit(3.0), lit(2.0)))
+            )),
+            "19"
+        );
         assert_eq!(scalar(&bin(Mod, lit(10.0), lit(3.0))), "1");
         assert_eq!(scalar(&bin(Div, lit(10.0), lit(0.0))), "NaN");
         assert_eq!(scalar(&bin(Div, lit(-10.0), lit(0.0))), "NaN");
@@ -344,10 +379,14 @@ mod tests {
         assert_eq!(scalar(&bin(Gt, lit(2.0), lit(7.0))), "0");
         assert_eq!(scalar(&bin(Gte, lit(7.0), lit(7.0))), "1");
         assert_eq!(scalar(&bin_with(Eq, lit(2.0), lit(1.0), true, None)), "0");
-        assert!(instant(&bin(And, lit(1.0), lit(2.0)), 60.0, &mut FakeSource::new())
-            .unwrap_err()
-            .to_string()
-            .starts_with("unexpected literal for left leg of logical/set binary operation (and)"));
+        assert!(
+            instant(&bin(And, lit(1.0), lit(2.0)), 60.0, &mut FakeSource::new())
+                .unwrap_err()
+                .to_string()
+                .starts_with(
+                    "unexpected literal for left leg of logical/set binary operation (and)"
+                )
+        );
     }
 
     fn foo_bar() -> FakeSource {
@@ -373,13 +412,28 @@ mod tests {
             (Pow, true, "64"),
         ];
         for &(op, scalar_left, want) in cases {
-            let (l, r) = if scalar_left { (lit(2.0), count("foo")) } else { (count("foo"), lit(if op == Mod { 4.0 } else { 2.0 })) };
+            let (l, r) = if scalar_left {
+                (lit(2.0), count("foo"))
+            } else {
+                (count("foo"), lit(if op == Mod { 4.0 } else { 2.0 }))
+            };
             let got = instant(&bin(op, l, r), 60.0, &mut foo_bar()).unwrap();
-            assert_eq!(got, rows(&[(r#"{app="foo"}"#, want)]), "{op:?} scalar_left={scalar_left}");
+            assert_eq!(
+                got,
+                rows(&[(r#"{app="foo"}"#, want)]),
+                "{op:?} scalar_left={scalar_left}"
+            );
         }
         let q = bin(Div, count("foo"), lit(0.0));
-        assert_eq!(instant(&q, 60.0, &mut foo_bar()).unwrap(), rows(&[(r#"{app="foo"}"#, "NaN")]));
-        let q = bin(Sub, range_agg(Rate, sel(&[("app", MatchOp::Eq, "bar")]), 60.0, false), lit(1.0));
+        assert_eq!(
+            instant(&q, 60.0, &mut foo_bar()).unwrap(),
+            rows(&[(r#"{app="foo"}"#, "NaN")])
+        );
+        let q = bin(
+            Sub,
+            range_agg(Rate, sel(&[("app", MatchOp::Eq, "bar")]), 60.0, false),
+            lit(1.0),
+        );
         assert_eq!(
             range(&q, 60.0, 120.0, 30.0, &mut foo_bar()).unwrap(),
             rows(&[(r#"{app="bar"}"#, "-0.95 -0.95 -0.95")])
@@ -390,10 +444,16 @@ mod tests {
     fn vector_scalar_comparisons_filter_or_give_bool() {
         let both = count("foo|bar");
         let q = bin(Gt, both.clone(), lit(4.0));
-        assert_eq!(instant(&q, 60.0, &mut foo_bar()).unwrap(), rows(&[(r#"{app="foo"}"#, "6")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut foo_bar()).unwrap(),
+            rows(&[(r#"{app="foo"}"#, "6")])
+        );
         // `4 > v` keeps the vector's value
         let q = bin(Gt, lit(4.0), both.clone());
-        assert_eq!(instant(&q, 60.0, &mut foo_bar()).unwrap(), rows(&[(r#"{app="bar"}"#, "3")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut foo_bar()).unwrap(),
+            rows(&[(r#"{app="bar"}"#, "3")])
+        );
         let q = bin_with(Eq, lit(6.0), both.clone(), true, None);
         assert_eq!(
             instant(&q, 60.0, &mut foo_bar()).unwrap(),
@@ -402,7 +462,10 @@ mod tests {
         // NaN: only != holds, and it keeps the NaN
         let nan = || FakeSource::new().stream(&[("k", "nan")], &[(30.0, f64::NAN)]);
         let v = range_agg(MaxOverTime, sel(&[("k", MatchOp::Eq, "nan")]), 60.0, true);
-        assert_eq!(instant(&bin(Gt, v.clone(), lit(1.0)), 60.0, &mut nan()).unwrap(), rows(&[]));
+        assert_eq!(
+            instant(&bin(Gt, v.clone(), lit(1.0)), 60.0, &mut nan()).unwrap(),
+            rows(&[])
+        );
         assert_eq!(
             instant(&bin(Neq, v.clone(), lit(1.0)), 60.0, &mut nan()).unwrap(),
             rows(&[(r#"{k="nan"}"#, "NaN")])
@@ -416,16 +479,28 @@ mod tests {
     #[test]
     fn vector_vector_one_to_one_on_full_labels() {
         let q = bin(Mul, count("foo|bar"), count("bar"));
-        assert_eq!(instant(&q, 60.0, &mut foo_bar()).unwrap(), rows(&[(r#"{app="bar"}"#, "9")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut foo_bar()).unwrap(),
+            rows(&[(r#"{app="bar"}"#, "9")])
+        );
         let q = bin(Gt, count("foo"), count("bar"));
         assert_eq!(instant(&q, 60.0, &mut foo_bar()).unwrap(), rows(&[]));
         let zero = MetricExpr::Vector(0.0);
         let q = bin(Div, vagg(Sum, count("foo"), None, None), zero.clone());
-        assert_eq!(instant(&q, 60.0, &mut foo_bar()).unwrap(), rows(&[("{}", "NaN")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut foo_bar()).unwrap(),
+            rows(&[("{}", "NaN")])
+        );
         let q = bin(Mod, vagg(Sum, count("foo"), None, None), zero);
-        assert_eq!(instant(&q, 60.0, &mut foo_bar()).unwrap(), rows(&[("{}", "NaN")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut foo_bar()).unwrap(),
+            rows(&[("{}", "NaN")])
+        );
         let q = bin(Add, MetricExpr::Vector(1.0), MetricExpr::Vector(1.0));
-        assert_eq!(instant(&q, 60.0, &mut foo_bar()).unwrap(), rows(&[("{}", "2")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut foo_bar()).unwrap(),
+            rows(&[("{}", "2")])
+        );
     }
 
     fn left_right() -> FakeSource {
@@ -441,7 +516,12 @@ mod tests {
     fn by_id(side: &str) -> MetricExpr {
         vagg(
             Sum,
-            range_agg(CountOverTime, sel(&[("side", MatchOp::Eq, side)]), 60.0, false),
+            range_agg(
+                CountOverTime,
+                sel(&[("side", MatchOp::Eq, side)]),
+                60.0,
+                false,
+            ),
             Some(grouping(false, &["id"])),
             None,
         )
@@ -457,7 +537,11 @@ mod tests {
         let q = bin_with(Lt, by_id("left"), by_id("right"), true, None);
         assert_eq!(
             instant(&q, 60.0, &mut left_right()).unwrap(),
-            rows(&[(r#"{id="eq"}"#, "0"), (r#"{id="gt"}"#, "0"), (r#"{id="lt"}"#, "1")])
+            rows(&[
+                (r#"{id="eq"}"#, "0"),
+                (r#"{id="gt"}"#, "0"),
+                (r#"{id="lt"}"#, "1")
+            ])
         );
     }
 
@@ -470,22 +554,45 @@ mod tests {
     }
 
     fn app(name: &str) -> MetricExpr {
-        range_agg(CountOverTime, sel(&[("app", MatchOp::Eq, name)]), 60.0, false)
+        range_agg(
+            CountOverTime,
+            sel(&[("app", MatchOp::Eq, name)]),
+            60.0,
+            false,
+        )
     }
 
     #[test]
     fn set_operators_with_on_and_ignoring() {
-        let q = bin_with(And, app("requests"), app("errors"), false, on(&["pod"], OneToOne));
+        let q = bin_with(
+            And,
+            app("requests"),
+            app("errors"),
+            false,
+            on(&["pod"], OneToOne),
+        );
         assert_eq!(
             instant(&q, 60.0, &mut requests_errors()).unwrap(),
             rows(&[(r#"{app="requests", pod="a"}"#, "6")])
         );
-        let q = bin_with(Unless, app("requests"), app("errors"), false, ignoring(&["app"], OneToOne));
+        let q = bin_with(
+            Unless,
+            app("requests"),
+            app("errors"),
+            false,
+            ignoring(&["app"], OneToOne),
+        );
         assert_eq!(
             instant(&q, 60.0, &mut requests_errors()).unwrap(),
             rows(&[(r#"{app="requests", pod="b"}"#, "4")])
         );
-        let q = bin_with(Or, app("requests"), bin(Mul, app("errors"), lit(100.0)), false, on(&["pod"], OneToOne));
+        let q = bin_with(
+            Or,
+            app("requests"),
+            bin(Mul, app("errors"), lit(100.0)),
+            false,
+            on(&["pod"], OneToOne),
+        );
         assert_eq!(
             instant(&q, 60.0, &mut requests_errors()).unwrap(),
             rows(&[
@@ -494,10 +601,25 @@ mod tests {
                 (r#"{app="requests", pod="b"}"#, "4"),
             ])
         );
-        let q = bin_with(And, app("requests"), MetricExpr::Vector(1.0), false, on(&[], OneToOne));
+        let q = bin_with(
+            And,
+            app("requests"),
+            MetricExpr::Vector(1.0),
+            false,
+            on(&[], OneToOne),
+        );
         assert_eq!(instant(&q, 60.0, &mut requests_errors()).unwrap().len(), 2);
-        let q = bin_with(Unless, app("requests"), MetricExpr::Vector(1.0), false, on(&[], OneToOne));
-        assert_eq!(instant(&q, 60.0, &mut requests_errors()).unwrap(), rows(&[]));
+        let q = bin_with(
+            Unless,
+            app("requests"),
+            MetricExpr::Vector(1.0),
+            false,
+            on(&[], OneToOne),
+        );
+        assert_eq!(
+            instant(&q, 60.0, &mut requests_errors()).unwrap(),
+            rows(&[])
+        );
     }
 
     #[test]
@@ -518,14 +640,29 @@ mod tests {
 
     fn machines() -> FakeSource {
         FakeSource::new()
-            .repeat(&[("app", "foo"), ("machine", "fuzz"), ("pool", "foo")], 0.0, 10.0, 19)
-            .repeat(&[("app", "foo"), ("machine", "buzz"), ("pool", "foo")], 0.0, 15.0, 13)
+            .repeat(
+                &[("app", "foo"), ("machine", "fuzz"), ("pool", "foo")],
+                0.0,
+                10.0,
+                19,
+            )
+            .repeat(
+                &[("app", "foo"), ("machine", "buzz"), ("pool", "foo")],
+                0.0,
+                15.0,
+                13,
+            )
     }
 
     fn sum_by(labels: &[&str]) -> MetricExpr {
         vagg(
             Sum,
-            range_agg(CountOverTime, sel(&[("app", MatchOp::Eq, "foo")]), 60.0, false),
+            range_agg(
+                CountOverTime,
+                sel(&[("app", MatchOp::Eq, "foo")]),
+                60.0,
+                false,
+            ),
             Some(grouping(false, labels)),
             None,
         )
@@ -533,21 +670,61 @@ mod tests {
 
     #[test]
     fn on_and_ignoring_reduce_one_to_one_labels() {
-        let q = bin_with(Add, sum_by(&["app", "machine"]), sum_by(&["app"]), false, on(&[], OneToOne));
+        let q = bin_with(
+            Add,
+            sum_by(&["app", "machine"]),
+            sum_by(&["app"]),
+            false,
+            on(&[], OneToOne),
+        );
         let err = instant(&q, 60.0, &mut machines()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
         );
-        let one = || FakeSource::new().repeat(&[("app", "foo"), ("machine", "fuzz")], 0.0, 10.0, 19);
-        let q = bin_with(Add, sum_by(&["app", "machine"]), sum_by(&["app"]), false, on(&["app"], OneToOne));
-        assert_eq!(instant(&q, 60.0, &mut one()).unwrap(), rows(&[(r#"{app="foo"}"#, "12")]));
-        let q = bin_with(Add, sum_by(&["app", "machine"]), sum_by(&["app"]), false, on(&[], OneToOne));
-        assert_eq!(instant(&q, 60.0, &mut one()).unwrap(), rows(&[("{}", "12")]));
-        let q = bin_with(Gt, sum_by(&["app", "machine"]), sum_by(&["app"]), true, ignoring(&["machine"], OneToOne));
-        assert_eq!(instant(&q, 60.0, &mut one()).unwrap(), rows(&[(r#"{app="foo"}"#, "0")]));
+        let one =
+            || FakeSource::new().repeat(&[("app", "foo"), ("machine", "fuzz")], 0.0, 10.0, 19);
+        let q = bin_with(
+            Add,
+            sum_by(&["app", "machine"]),
+            sum_by(&["app"]),
+            false,
+            on(&["app"], OneToOne),
+        );
+        assert_eq!(
+            instant(&q, 60.0, &mut one()).unwrap(),
+            rows(&[(r#"{app="foo"}"#, "12")])
+        );
+        let q = bin_with(
+            Add,
+            sum_by(&["app", "machine"]),
+            sum_by(&["app"]),
+            false,
+            on(&[], OneToOne),
+        );
+        assert_eq!(
+            instant(&q, 60.0, &mut one()).unwrap(),
+            rows(&[("{}", "12")])
+        );
+        let q = bin_with(
+            Gt,
+            sum_by(&["app", "machine"]),
+            sum_by(&["app"]),
+            true,
+            ignoring(&["machine"], OneToOne),
+        );
+        assert_eq!(
+            instant(&q, 60.0, &mut one()).unwrap(),
+            rows(&[(r#"{app="foo"}"#, "0")])
+        );
         // duplicates on the "one" side
-        let q = bin_with(Gte, sum_by(&["app"]), sum_by(&["app", "machine"]), true, ignoring(&["machine"], OneToOne));
+        let q = bin_with(
+            Gte,
+            sum_by(&["app"]),
+            sum_by(&["app", "machine"]),
+            true,
+            ignoring(&["machine"], OneToOne),
+        );
         assert_eq!(
             instant(&q, 60.0, &mut machines()).unwrap_err().to_string(),
             "found duplicate series on the right hand-side;many-to-many matching not allowed: matching labels must be unique on one side"
@@ -556,7 +733,13 @@ mod tests {
 
     #[test]
     fn group_left_and_group_right() {
-        let q = bin_with(Div, sum_by(&["app", "machine", "pool"]), sum_by(&["app"]), false, on(&["app"], ManyToOne(vec![])));
+        let q = bin_with(
+            Div,
+            sum_by(&["app", "machine", "pool"]),
+            sum_by(&["app"]),
+            false,
+            on(&["app"], ManyToOne(vec![])),
+        );
         assert_eq!(
             instant(&q, 60.0, &mut machines()).unwrap(),
             rows(&[
@@ -565,7 +748,13 @@ mod tests {
             ])
         );
         // include labels come from the one side; missing there means deleted
-        let q = bin_with(Gt, sum_by(&["app", "machine"]), sum_by(&["app", "pool"]), true, on(&["app"], ManyToOne(include(&["pool"]))));
+        let q = bin_with(
+            Gt,
+            sum_by(&["app", "machine"]),
+            sum_by(&["app", "pool"]),
+            true,
+            on(&["app"], ManyToOne(include(&["pool"]))),
+        );
         assert_eq!(
             instant(&q, 60.0, &mut machines()).unwrap(),
             rows(&[
@@ -573,21 +762,48 @@ mod tests {
                 (r#"{app="foo", machine="fuzz", pool="foo"}"#, "0"),
             ])
         );
-        let q = bin_with(Gt, sum_by(&["app", "machine", "pool"]), sum_by(&["app"]), true, on(&["app"], ManyToOne(include(&["pool"]))));
+        let q = bin_with(
+            Gt,
+            sum_by(&["app", "machine", "pool"]),
+            sum_by(&["app"]),
+            true,
+            on(&["app"], ManyToOne(include(&["pool"]))),
+        );
         assert_eq!(
             instant(&q, 60.0, &mut machines()).unwrap(),
-            rows(&[(r#"{app="foo", machine="buzz"}"#, "0"), (r#"{app="foo", machine="fuzz"}"#, "0")])
+            rows(&[
+                (r#"{app="foo", machine="buzz"}"#, "0"),
+                (r#"{app="foo", machine="fuzz"}"#, "0")
+            ])
         );
         // group_right: labels from the right (many) side, a comparison keeps the left value
-        let q = bin_with(Gt, sum_by(&["app"]), sum_by(&["app", "machine"]), false, on(&[], OneToMany(vec![])));
-        assert_eq!(
-            instant(&q, 60.0, &mut machines()).unwrap(),
-            rows(&[(r#"{app="foo", machine="buzz"}"#, "10"), (r#"{app="foo", machine="fuzz"}"#, "10")])
+        let q = bin_with(
+            Gt,
+            sum_by(&["app"]),
+            sum_by(&["app", "machine"]),
+            false,
+            on(&[], OneToMany(vec![])),
         );
-        let q = bin_with(Gt, sum_by(&["app"]), sum_by(&["app", "machine", "pool"]), true, on(&["app"], OneToMany(include(&["pool"]))));
         assert_eq!(
             instant(&q, 60.0, &mut machines()).unwrap(),
-            rows(&[(r#"{app="foo", machine="buzz"}"#, "1"), (r#"{app="foo", machine="fuzz"}"#, "1")])
+            rows(&[
+                (r#"{app="foo", machine="buzz"}"#, "10"),
+                (r#"{app="foo", machine="fuzz"}"#, "10")
+            ])
+        );
+        let q = bin_with(
+            Gt,
+            sum_by(&["app"]),
+            sum_by(&["app", "machine", "pool"]),
+            true,
+            on(&["app"], OneToMany(include(&["pool"]))),
+        );
+        assert_eq!(
+            instant(&q, 60.0, &mut machines()).unwrap(),
+            rows(&[
+                (r#"{app="foo", machine="buzz"}"#, "1"),
+                (r#"{app="foo", machine="fuzz"}"#, "1")
+            ])
         );
     }
 
@@ -597,21 +813,42 @@ mod tests {
             FakeSource::new()
                 .repeat(&[("app", "foo"), ("pool", "a")], 0.0, 10.0, 19)
                 .repeat(&[("app", "foo"), ("pool", "b")], 0.0, 10.0, 19)
-                .repeat(&[("app", "foo"), ("pool", "z"), ("side", "one")], 0.0, 10.0, 19)
+                .repeat(
+                    &[("app", "foo"), ("pool", "z"), ("side", "one")],
+                    0.0,
+                    10.0,
+                    19,
+                )
         };
         let many = vagg(
             Sum,
-            range_agg(CountOverTime, sel(&[("app", MatchOp::Eq, "foo"), ("pool", MatchOp::Re, "a|b")]), 60.0, false),
+            range_agg(
+                CountOverTime,
+                sel(&[("app", MatchOp::Eq, "foo"), ("pool", MatchOp::Re, "a|b")]),
+                60.0,
+                false,
+            ),
             Some(grouping(false, &["app", "pool"])),
             None,
         );
         let one = vagg(
             Sum,
-            range_agg(CountOverTime, sel(&[("app", MatchOp::Eq, "foo"), ("side", MatchOp::Eq, "one")]), 60.0, false),
+            range_agg(
+                CountOverTime,
+                sel(&[("app", MatchOp::Eq, "foo"), ("side", MatchOp::Eq, "one")]),
+                60.0,
+                false,
+            ),
             Some(grouping(false, &["app", "pool"])),
             None,
         );
-        let q = bin_with(Gt, many.clone(), one.clone(), true, on(&["app"], ManyToOne(include(&["pool"]))));
+        let q = bin_with(
+            Gt,
+            many.clone(),
+            one.clone(),
+            true,
+            on(&["app"], ManyToOne(include(&["pool"]))),
+        );
         assert_eq!(
             instant(&q, 60.0, &mut pools()).unwrap_err().to_string(),
             "multiple matches for labels: grouping labels must ensure unique matches"
@@ -632,8 +869,17 @@ mod tests {
                 .stream(&[("k", "neg")], &[(30.0, -1.0)])
         };
         let v = |k: &str| range_agg(MaxOverTime, sel(&[("k", MatchOp::Eq, k)]), 60.0, true);
-        assert_eq!(instant(&bin(Pow, v("nan"), lit(0.0)), 60.0, &mut src()).unwrap(), rows(&[(r#"{k="nan"}"#, "1")]));
-        assert_eq!(instant(&bin(Pow, v("zero"), lit(-2.0)), 60.0, &mut src()).unwrap(), rows(&[(r#"{k="zero"}"#, "+Inf")]));
-        assert_eq!(instant(&bin(Pow, v("neg"), lit(0.5)), 60.0, &mut src()).unwrap(), rows(&[(r#"{k="neg"}"#, "NaN")]));
+        assert_eq!(
+            instant(&bin(Pow, v("nan"), lit(0.0)), 60.0, &mut src()).unwrap(),
+            rows(&[(r#"{k="nan"}"#, "1")])
+        );
+        assert_eq!(
+            instant(&bin(Pow, v("zero"), lit(-2.0)), 60.0, &mut src()).unwrap(),
+            rows(&[(r#"{k="zero"}"#, "+Inf")])
+        );
+        assert_eq!(
+            instant(&bin(Pow, v("neg"), lit(0.5)), 60.0, &mut src()).unwrap(),
+            rows(&[(r#"{k="neg"}"#, "NaN")])
+        );
     }
 }

@@ -43,7 +43,10 @@ mod tests {
     fn timestamps_are_seconds_with_up_to_three_decimals() {
         assert_eq!(format_timestamp_seconds(1_700_000_000_000), "1700000000");
         assert_eq!(format_timestamp_seconds(1_700_000_000_500), "1700000000.5");
-        assert_eq!(format_timestamp_seconds(1_700_000_000_123), "1700000000.123");
+        assert_eq!(
+            format_timestamp_seconds(1_700_000_000_123),
+            "1700000000.123"
+        );
         assert_eq!(format_timestamp_seconds(4_000_000_000_000), "4000000000");
         assert_eq!(format_timestamp_seconds(1), "0.001");
     }

@@ -39,7 +39,8 @@ impl Grid {
                 len: 0,
             });
         }
-        let points = (i128::from(params.end) - i128::from(params.start)) / i128::from(params.step) + 1;
+        let points =
+            (i128::from(params.end) - i128::from(params.start)) / i128::from(params.step) + 1;
         if points > MAX_POINTS {
             return Err(Error::Query(
                 "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter"
@@ -60,7 +61,8 @@ impl Grid {
 
     /// The evaluation time of step `i`, in nanoseconds.
     pub(crate) fn time(&self, i: usize) -> i64 {
-        self.start.saturating_add(self.step.saturating_mul(i as i64))
+        self.start
+            .saturating_add(self.step.saturating_mul(i as i64))
     }
 
     /// The time span a range aggregation must read: samples in `(from, to]` can land in
@@ -74,7 +76,12 @@ impl Grid {
     }
 
     /// The steps whose window `(t − range − offset, t − offset]` contains `ts`.
-    pub(crate) fn steps_for(&self, ts: i64, range: i64, offset: i64) -> Option<RangeInclusive<usize>> {
+    pub(crate) fn steps_for(
+        &self,
+        ts: i64,
+        range: i64,
+        offset: i64,
+    ) -> Option<RangeInclusive<usize>> {
         if self.len == 0 || range <= 0 {
             return None;
         }

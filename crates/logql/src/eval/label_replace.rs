@@ -130,7 +130,12 @@ mod tests {
 
     fn lr(dst: &str, replacement: &str, src: &str, regex: &str) -> MetricExpr {
         MetricExpr::LabelReplace(Box::new(LabelReplace {
-            inner: range_agg(RangeOp::CountOverTime, sel(&[("app", MatchOp::Re, ".+")]), 60.0, false),
+            inner: range_agg(
+                RangeOp::CountOverTime,
+                sel(&[("app", MatchOp::Re, ".+")]),
+                60.0,
+                false,
+            ),
             dst: dst.into(),
             replacement: replacement.into(),
             src: src.into(),
@@ -139,7 +144,8 @@ mod tests {
     }
 
     fn run(e: &MetricExpr) -> Vec<Row> {
-        let mut src = FakeSource::new().stream(&[("app", "api"), ("pod", "api-7f9-x1y2")], &[(30.0, 1.0)]);
+        let mut src =
+            FakeSource::new().stream(&[("app", "api"), ("pod", "api-7f9-x1y2")], &[(30.0, 1.0)]);
         instant(e, 60.0, &mut src).unwrap()
     }
 
@@ -179,13 +185,20 @@ mod tests {
 
     #[test]
     fn empty_expansion_deletes_the_label() {
-        assert_eq!(run(&lr("pod", "", "app", "api")), rows(&[(r#"{app="api"}"#, "1")]));
+        assert_eq!(
+            run(&lr("pod", "", "app", "api")),
+            rows(&[(r#"{app="api"}"#, "1")])
+        );
     }
 
     #[test]
     fn bad_regex_is_an_error() {
         let mut src = FakeSource::new();
         let err = instant(&lr("a", "b", "c", "("), 60.0, &mut src).unwrap_err();
-        assert!(err.to_string().starts_with("invalid regex in label_replace: "), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid regex in label_replace: "),
+            "{err}"
+        );
     }
 }

@@ -53,7 +53,11 @@ impl EvalParams {
             // Go's `%` truncates toward zero, like Rust's.
             let start = start - start % step;
             let rem = end % step;
-            let end = if rem != 0 { end.saturating_add(step - rem) } else { end };
+            let end = if rem != 0 {
+                end.saturating_add(step - rem)
+            } else {
+                end
+            };
             (start, end)
         } else {
             (start, end)
@@ -224,13 +228,22 @@ pub fn evaluate(
             series[slot].points.push((ts_ms, e.value));
         }
     }
-    let mut keyed: Vec<(String, Series)> = series.into_iter().map(|s| (s.labels.to_string(), s)).collect();
+    let mut keyed: Vec<(String, Series)> = series
+        .into_iter()
+        .map(|s| (s.labels.to_string(), s))
+        .collect();
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(QueryValue::Matrix(keyed.into_iter().map(|(_, s)| s).collect()))
+    Ok(QueryValue::Matrix(
+        keyed.into_iter().map(|(_, s)| s).collect(),
+    ))
 }
 
 /// Evaluates one node.
-pub(crate) fn eval_expr(expr: &MetricExpr, grid: &Grid, source: &mut dyn SampleSource) -> Result<Value> {
+pub(crate) fn eval_expr(
+    expr: &MetricExpr,
+    grid: &Grid,
+    source: &mut dyn SampleSource,
+) -> Result<Value> {
     match expr {
         MetricExpr::RangeAgg(agg) => Ok(Value::Vector(range::eval_range_agg(agg, grid, source)?)),
         MetricExpr::VectorAgg(agg) => {
@@ -350,14 +363,20 @@ mod tests {
                 value: 3.0
             }])
         );
-        assert_eq!(range(&v, 0.0, 60.0, 30.0, &mut src).unwrap(), rows(&[("{}", "3 3 3")]));
+        assert_eq!(
+            range(&v, 0.0, 60.0, 30.0, &mut src).unwrap(),
+            rows(&[("{}", "3 3 3")])
+        );
     }
 
     fn many_series() -> FakeSource {
         let mut src = FakeSource::new();
         for i in 0..5 {
             let pod = format!("p{i}");
-            src = src.stream(&[("app", "a"), ("pod", pod.as_str())], &[(10.0 + i as f64 * 20.0, 1.0)]);
+            src = src.stream(
+                &[("app", "a"), ("pod", pod.as_str())],
+                &[(10.0 + i as f64 * 20.0, 1.0)],
+            );
         }
         src
     }
@@ -372,19 +391,28 @@ mod tests {
             instant: false,
             max_series: max,
         };
-        assert!(matches!(evaluate(&q, &params(5), &mut many_series()), Ok(QueryValue::Matrix(m)) if m.len() == 5));
+        assert!(
+            matches!(evaluate(&q, &params(5), &mut many_series()), Ok(QueryValue::Matrix(m)) if m.len() == 5)
+        );
         let err = evaluate(&q, &params(4), &mut many_series()).unwrap_err();
         assert_eq!(err, Error::SeriesLimit(4));
-        assert!(err.to_string().starts_with("maximum number of series (4) reached for a single query; consider"));
+        assert!(err
+            .to_string()
+            .starts_with("maximum number of series (4) reached for a single query; consider"));
         // aggregated away: under the limit
         let summed = test_support::vagg(VectorOp::Sum, q.clone(), None, None);
         assert!(evaluate(&summed, &params(1), &mut many_series()).is_ok());
         // instant: more elements than the limit
         let wide = range_agg(RangeOp::CountOverTime, eq("app", "a"), 200.0, false);
         let p = EvalParams::instant(100 * S, 4);
-        assert_eq!(evaluate(&wide, &p, &mut many_series()).unwrap_err(), Error::SeriesLimit(4));
+        assert_eq!(
+            evaluate(&wide, &p, &mut many_series()).unwrap_err(),
+            Error::SeriesLimit(4)
+        );
         let p = EvalParams::instant(100 * S, 0);
-        assert!(matches!(evaluate(&wide, &p, &mut many_series()), Ok(QueryValue::Vector(v)) if v.len() == 5));
+        assert!(
+            matches!(evaluate(&wide, &p, &mut many_series()), Ok(QueryValue::Vector(v)) if v.len() == 5)
+        );
     }
 
     #[test]
@@ -393,7 +421,12 @@ mod tests {
             .stream(&[("b", "1")], &[(0.5, 1.0)])
             .stream(&[("a", "2"), ("z", "1")], &[(0.5, 1.0)])
             .stream(&[("a", "10")], &[(0.5, 1.0)]);
-        let q = range_agg(RangeOp::CountOverTime, sel(&[("a", MatchOp::Re, ".*")]), 1.0, false);
+        let q = range_agg(
+            RangeOp::CountOverTime,
+            sel(&[("a", MatchOp::Re, ".*")]),
+            1.0,
+            false,
+        );
         let p = EvalParams {
             start: 1_000_999_999,
             end: 1_000_999_999,
@@ -419,6 +452,9 @@ mod tests {
             src: "app".into(),
             regex: ".*".into(),
         }));
-        assert_eq!(instant(&q, 10.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "1")]));
+        assert_eq!(
+            instant(&q, 10.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "1")])
+        );
     }
 }

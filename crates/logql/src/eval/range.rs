@@ -115,7 +115,10 @@ impl<T: Default + Clone> Span<T> {
     }
 
     fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
-        self.items.iter().enumerate().map(move |(i, t)| (self.base + i, t))
+        self.items
+            .iter()
+            .enumerate()
+            .map(move |(i, t)| (self.base + i, t))
     }
 }
 
@@ -135,7 +138,11 @@ impl SeriesAcc {
     /// Steps where this series has at least one sample.
     fn present_steps(&self) -> Vec<usize> {
         match &self.steps {
-            Steps::Cells(span) => span.iter().filter(|(_, c)| c.n > 0).map(|(i, _)| i).collect(),
+            Steps::Cells(span) => span
+                .iter()
+                .filter(|(_, c)| c.n > 0)
+                .map(|(i, _)| i)
+                .collect(),
             Steps::Values(span) => span
                 .iter()
                 .filter(|(_, v)| !v.is_empty())
@@ -463,7 +470,10 @@ mod tests {
         let q = range_agg(CountOverTime, eq("app", "a"), 60.0, false);
         let mut src = keep_every_10s();
         // (0,60] holds 10..60: six lines; 0s itself is excluded
-        assert_eq!(instant(&q, 60.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "6")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "6")])
+        );
         assert_eq!(
             range(&q, 60.0, 120.0, 30.0, &mut src).unwrap(),
             rows(&[(r#"{app="a"}"#, "6 6 6")])
@@ -489,7 +499,10 @@ mod tests {
         let q = with_offset(range_agg(CountOverTime, eq("app", "a"), 60.0, false), 90.0);
         let mut src = keep_every_10s();
         // t=90 reads (-60,0]: just 0s
-        assert_eq!(instant(&q, 90.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "1")]));
+        assert_eq!(
+            instant(&q, 90.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "1")])
+        );
         assert_eq!(
             range(&q, 60.0, 150.0, 30.0, &mut src).unwrap(),
             rows(&[(r#"{app="a"}"#, "_ 1 4 6")])
@@ -500,11 +513,17 @@ mod tests {
     fn rate_divides_by_range_without_extrapolation() {
         let q = range_agg(Rate, eq("app", "a"), 60.0, false);
         let mut src = keep_every_10s();
-        assert_eq!(instant(&q, 60.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "0.1")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "0.1")])
+        );
         // [500ms] windows: lines at 100,300,500,… ms
         let q = range_agg(Rate, eq("app", "b"), 0.5, false);
         let mut src = FakeSource::new().repeat(&[("app", "b")], 0.1, 0.2, 6);
-        assert_eq!(instant(&q, 0.5, &mut src).unwrap(), rows(&[(r#"{app="b"}"#, "6")]));
+        assert_eq!(
+            instant(&q, 0.5, &mut src).unwrap(),
+            rows(&[(r#"{app="b"}"#, "6")])
+        );
     }
 
     #[test]
@@ -513,21 +532,31 @@ mod tests {
         let samples: Vec<(f64, f64)> = (0..13).map(|i| (10.0 * i as f64, 2.0)).collect();
         let mut src = FakeSource::new().stream(&[("app", "p")], &samples);
         // (30,60] holds 40,50,60 → 6/30s
-        assert_eq!(instant(&q, 60.0, &mut src).unwrap(), rows(&[(r#"{app="p"}"#, "0.2")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="p"}"#, "0.2")])
+        );
     }
 
     #[test]
     fn bytes_over_time_and_bytes_rate_sum_line_sizes() {
-        let mut src = FakeSource::new().stream(&[("app", "a")], &[(20.0, 1.0), (30.0, 2.0), (40.0, 3.0)]);
+        let mut src =
+            FakeSource::new().stream(&[("app", "a")], &[(20.0, 1.0), (30.0, 2.0), (40.0, 3.0)]);
         let q = range_agg(BytesOverTime, eq("app", "a"), 60.0, false);
-        assert_eq!(instant(&q, 60.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "6")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "6")])
+        );
         let q = with_offset(range_agg(BytesOverTime, eq("app", "a"), 20.0, false), 20.0);
         assert_eq!(
             range(&q, 40.0, 100.0, 20.0, &mut src).unwrap(),
             rows(&[(r#"{app="a"}"#, "1 5 _ _")])
         );
         let q = range_agg(BytesRate, eq("app", "a"), 60.0, false);
-        assert_eq!(instant(&q, 60.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "0.1")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "0.1")])
+        );
     }
 
     #[test]
@@ -535,7 +564,10 @@ mod tests {
         let mut src = FakeSource::new()
             .stream(&[("c", "fin")], &[(10.0, 1.5), (20.0, 2.5)])
             .stream(&[("c", "nan")], &[(10.0, 1.0), (20.0, f64::NAN)])
-            .stream(&[("c", "mixinf")], &[(10.0, f64::INFINITY), (20.0, f64::NEG_INFINITY)])
+            .stream(
+                &[("c", "mixinf")],
+                &[(10.0, f64::INFINITY), (20.0, f64::NEG_INFINITY)],
+            )
             .stream(&[("c", "inf")], &[(10.0, f64::INFINITY), (20.0, 3.0)]);
         let q = range_agg(SumOverTime, sel(&[("c", MatchOp::Re, ".+")]), 60.0, true);
         assert_eq!(
@@ -555,7 +587,10 @@ mod tests {
             .stream(&[("c", "multi")], &[(20.0, 7.0), (30.0, 13.0)])
             .stream(&[("c", "nan")], &[(20.0, 7.0), (40.0, f64::NAN)])
             .stream(&[("c", "posinf")], &[(20.0, f64::INFINITY), (40.0, 5.0)])
-            .stream(&[("c", "mixinf")], &[(20.0, f64::INFINITY), (40.0, f64::NEG_INFINITY)]);
+            .stream(
+                &[("c", "mixinf")],
+                &[(20.0, f64::INFINITY), (40.0, f64::NEG_INFINITY)],
+            );
         let q = range_agg(AvgOverTime, sel(&[("c", MatchOp::Re, ".+")]), 60.0, true);
         assert_eq!(
             sorted(instant(&q, 60.0, &mut src).unwrap()),
@@ -567,7 +602,10 @@ mod tests {
             ]))
         );
         // [20s] offset 30s: t=60 reads (10,30], t=80 reads (30,50]
-        let q = with_offset(range_agg(AvgOverTime, sel(&[("c", MatchOp::Re, ".+")]), 20.0, true), 30.0);
+        let q = with_offset(
+            range_agg(AvgOverTime, sel(&[("c", MatchOp::Re, ".+")]), 20.0, true),
+            30.0,
+        );
         assert_eq!(
             sorted(range(&q, 40.0, 100.0, 20.0, &mut src).unwrap()),
             sorted(rows(&[
@@ -582,8 +620,14 @@ mod tests {
     #[test]
     fn min_and_max_over_time_skip_nan_unless_all_nan() {
         let mut src = FakeSource::new()
-            .stream(&[("c", "neg")], &[(20.0, -5.0), (30.0, -1.0), (40.0, -10.0)])
-            .stream(&[("c", "lead")], &[(20.0, f64::NAN), (30.0, 7.0), (40.0, 13.0)])
+            .stream(
+                &[("c", "neg")],
+                &[(20.0, -5.0), (30.0, -1.0), (40.0, -10.0)],
+            )
+            .stream(
+                &[("c", "lead")],
+                &[(20.0, f64::NAN), (30.0, 7.0), (40.0, 13.0)],
+            )
             .stream(&[("c", "allnan")], &[(20.0, f64::NAN), (40.0, f64::NAN)]);
         let all = sel(&[("c", MatchOp::Re, ".+")]);
         let q = range_agg(MinOverTime, all.clone(), 60.0, true);
@@ -610,12 +654,24 @@ mod tests {
     fn first_and_last_over_time_keep_nan() {
         let mut src = FakeSource::new().stream(
             &[("app", "a")],
-            &[(10.0, 10.0), (20.0, 20.0), (30.0, 30.0), (90.0, 40.0), (100.0, f64::NAN)],
+            &[
+                (10.0, 10.0),
+                (20.0, 20.0),
+                (30.0, 30.0),
+                (90.0, 40.0),
+                (100.0, f64::NAN),
+            ],
         );
         let first = range_agg(FirstOverTime, eq("app", "a"), 60.0, true);
         let last = range_agg(LastOverTime, eq("app", "a"), 60.0, true);
-        assert_eq!(instant(&first, 60.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "10")]));
-        assert_eq!(instant(&last, 60.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "30")]));
+        assert_eq!(
+            instant(&first, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "10")])
+        );
+        assert_eq!(
+            instant(&last, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "30")])
+        );
         let first = range_agg(FirstOverTime, eq("app", "a"), 20.0, true);
         let last = range_agg(LastOverTime, eq("app", "a"), 20.0, true);
         assert_eq!(
@@ -628,18 +684,39 @@ mod tests {
         );
         let first = range_agg(FirstOverTime, eq("app", "a"), 30.0, true);
         let last = range_agg(LastOverTime, eq("app", "a"), 30.0, true);
-        assert_eq!(instant(&last, 110.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "NaN")]));
-        assert_eq!(instant(&first, 125.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "NaN")]));
+        assert_eq!(
+            instant(&last, 110.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "NaN")])
+        );
+        assert_eq!(
+            instant(&first, 125.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "NaN")])
+        );
     }
 
     #[test]
     fn quantile_over_time_interpolates_and_handles_out_of_range_phi() {
         let mut src = FakeSource::new().stream(
             &[("app", "a")],
-            &[(10.0, 1.0), (20.0, 2.0), (30.0, 3.0), (40.0, 4.0), (50.0, 5.0), (110.0, 6.0)],
+            &[
+                (10.0, 1.0),
+                (20.0, 2.0),
+                (30.0, 3.0),
+                (40.0, 4.0),
+                (50.0, 5.0),
+                (110.0, 6.0),
+            ],
         );
         let q = |phi: f64| with_param(range_agg(QuantileOverTime, eq("app", "a"), 60.0, true), phi);
-        for (phi, want) in [(0.0, "1"), (0.25, "2"), (0.4, "2.6"), (0.5, "3"), (1.0, "5"), (1.5, "+Inf"), (-0.5, "-Inf")] {
+        for (phi, want) in [
+            (0.0, "1"),
+            (0.25, "2"),
+            (0.4, "2.6"),
+            (0.5, "3"),
+            (1.0, "5"),
+            (1.5, "+Inf"),
+            (-0.5, "-Inf"),
+        ] {
             assert_eq!(
                 instant(&q(phi), 60.0, &mut src).unwrap(),
                 rows(&[(r#"{app="a"}"#, want)]),
@@ -660,28 +737,58 @@ mod tests {
             .stream(&[("app", "a"), ("pod", "2")], &[(40.0, 10.0), (50.0, 20.0)]);
         let q = with_param(range_agg(QuantileOverTime, eq("app", "a"), 60.0, true), 0.5);
         assert_eq!(
-            instant(&with_range_grouping(q.clone(), false, &["app"]), 60.0, &mut src).unwrap(),
+            instant(
+                &with_range_grouping(q.clone(), false, &["app"]),
+                60.0,
+                &mut src
+            )
+            .unwrap(),
             rows(&[(r#"{app="a"}"#, "7")])
         );
         assert_eq!(
             instant(&with_range_grouping(q, false, &["pod"]), 60.0, &mut src).unwrap(),
             rows(&[(r#"{pod="1"}"#, "3"), (r#"{pod="2"}"#, "15")])
         );
-        let avg = with_range_grouping(range_agg(AvgOverTime, eq("app", "a"), 60.0, true), false, &[]);
+        let avg = with_range_grouping(
+            range_agg(AvgOverTime, eq("app", "a"), 60.0, true),
+            false,
+            &[],
+        );
         assert_eq!(instant(&avg, 60.0, &mut src).unwrap(), rows(&[("{}", "9")]));
     }
 
     #[test]
     fn stddev_and_stdvar_over_time_are_population_statistics() {
         let mut src = FakeSource::new()
-            .stream(&[("app", "a")], &[(10.0, 2.0), (20.0, 4.0), (30.0, 4.0), (40.0, 4.0), (50.0, 5.0), (55.0, 5.0), (56.0, 7.0), (57.0, 9.0)])
+            .stream(
+                &[("app", "a")],
+                &[
+                    (10.0, 2.0),
+                    (20.0, 4.0),
+                    (30.0, 4.0),
+                    (40.0, 4.0),
+                    (50.0, 5.0),
+                    (55.0, 5.0),
+                    (56.0, 7.0),
+                    (57.0, 9.0),
+                ],
+            )
             .stream(&[("app", "one")], &[(10.0, 3.0)]);
         let q = range_agg(StddevOverTime, eq("app", "a"), 60.0, true);
-        assert_eq!(instant(&q, 60.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "2")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "2")])
+        );
         let q = range_agg(StdvarOverTime, eq("app", "a"), 60.0, true);
-        assert_eq!(instant(&q, 60.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "4")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "4")])
+        );
         let q = range_agg(StddevOverTime, eq("app", "one"), 60.0, true);
-        assert_eq!(instant(&q, 60.0, &mut src).unwrap(), rows(&[(r#"{app="one"}"#, "0")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="one"}"#, "0")])
+        );
     }
 
     fn counter_source() -> FakeSource {
@@ -708,7 +815,10 @@ mod tests {
     fn rate_counter_extrapolates_to_the_query_window() {
         let mut src = counter_source();
         let q = range_agg(RateCounter, eq("app", "a"), 60.0, true);
-        assert_eq!(instant(&q, 480.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "2")]));
+        assert_eq!(
+            instant(&q, 480.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "2")])
+        );
         assert_eq!(
             range(&q, 60.0, 540.0, 60.0, &mut src).unwrap(),
             rows(&[(r#"{app="a"}"#, "_ 1 3 2 _ 1 3 2 _")])
@@ -719,10 +829,16 @@ mod tests {
             rows(&[(r#"{app="a"}"#, "1.6 1.5 1")])
         );
         let off = with_offset(q, 60.0);
-        assert_eq!(instant(&off, 180.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "1")]));
+        assert_eq!(
+            instant(&off, 180.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "1")])
+        );
         // a single sample gives 0, no sample gives nothing
         let q10 = range_agg(RateCounter, eq("app", "a"), 10.0, true);
-        assert_eq!(instant(&q10, 90.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "0")]));
+        assert_eq!(
+            instant(&q10, 90.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "0")])
+        );
         assert_eq!(instant(&q10, 300.0, &mut src).unwrap(), rows(&[]));
     }
 
@@ -730,14 +846,32 @@ mod tests {
     fn rate_counter_resets_zero_point_and_caps() {
         let mut src = FakeSource::new().stream(
             &[("app", "a")],
-            &[(30.0, 30.0), (60.0, 60.0), (90.0, 90.0), (120.0, 30.0), (150.0, 60.0)],
+            &[
+                (30.0, 30.0),
+                (60.0, 60.0),
+                (90.0, 90.0),
+                (120.0, 30.0),
+                (150.0, 60.0),
+            ],
         );
         let q = range_agg(RateCounter, eq("app", "a"), 120.0, true);
-        assert_eq!(instant(&q, 150.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "1")]));
-        let mut src = FakeSource::new().stream(&[("app", "a")], &[(75.0, 30.0), (105.0, 90.0), (135.0, 150.0)]);
+        assert_eq!(
+            instant(&q, 150.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "1")])
+        );
+        let mut src = FakeSource::new().stream(
+            &[("app", "a")],
+            &[(75.0, 30.0), (105.0, 90.0), (135.0, 150.0)],
+        );
         let q = range_agg(RateCounter, eq("app", "a"), 60.0, true);
-        assert_eq!(instant(&q, 105.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "1.5")]));
-        assert_eq!(instant(&q, 135.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "2")]));
+        assert_eq!(
+            instant(&q, 105.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "1.5")])
+        );
+        assert_eq!(
+            instant(&q, 135.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "2")])
+        );
         let mut src = FakeSource::new().stream(&[("app", "a")], &[(150.0, 600.0), (180.0, 660.0)]);
         let q = range_agg(RateCounter, eq("app", "a"), 90.0, true);
         assert_eq!(
@@ -745,17 +879,32 @@ mod tests {
             rows(&[(r#"{app="a"}"#, "1 2")])
         );
         let q = range_agg(RateCounter, eq("app", "a"), 150.0, true);
-        assert_eq!(instant(&q, 240.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "0.8")]));
+        assert_eq!(
+            instant(&q, 240.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "0.8")])
+        );
         // the half-interval cap applies before the zero-point cap
         let mut src = FakeSource::new().stream(&[("app", "a")], &[(180.0, 40.0), (210.0, 100.0)]);
         let q = range_agg(RateCounter, eq("app", "a"), 90.0, true);
-        assert_eq!(instant(&q, 210.0, &mut src).unwrap(), rows(&[(r#"{app="a"}"#, "1")]));
+        assert_eq!(
+            instant(&q, 210.0, &mut src).unwrap(),
+            rows(&[(r#"{app="a"}"#, "1")])
+        );
     }
 
     #[test]
     fn absent_over_time_uses_equality_matchers_only() {
-        let mut src = FakeSource::new()
-            .stream(&[("app", "foo"), ("env", "x"), ("job", "j")], &[(130.0, 1.0), (160.0, 1.0), (190.0, 1.0), (220.0, 1.0), (250.0, 1.0), (280.0, 1.0)]);
+        let mut src = FakeSource::new().stream(
+            &[("app", "foo"), ("env", "x"), ("job", "j")],
+            &[
+                (130.0, 1.0),
+                (160.0, 1.0),
+                (190.0, 1.0),
+                (220.0, 1.0),
+                (250.0, 1.0),
+                (280.0, 1.0),
+            ],
+        );
         let selector = sel(&[
             ("app", MatchOp::Eq, "foo"),
             ("env", MatchOp::Re, ".+"),
@@ -768,7 +917,10 @@ mod tests {
             rows(&[(r#"{app="foo"}"#, "1 1 _ _ _ 1 1")])
         );
         let q = range_agg(AbsentOverTime, eq("app", "none"), 60.0, false);
-        assert_eq!(instant(&q, 300.0, &mut src).unwrap(), rows(&[(r#"{app="none"}"#, "1")]));
+        assert_eq!(
+            instant(&q, 300.0, &mut src).unwrap(),
+            rows(&[(r#"{app="none"}"#, "1")])
+        );
         let q = range_agg(AbsentOverTime, eq("app", "foo"), 300.0, false);
         assert_eq!(range(&q, 300.0, 300.0, 60.0, &mut src).unwrap(), rows(&[]));
     }
@@ -777,10 +929,20 @@ mod tests {
     fn samples_with_error_labels_fail_the_query_with_lokis_text() {
         let mut src = FakeSource::new()
             .stream(&[("app", "api")], &[(10.0, 1.0)])
-            .stream(&[("app", "api"), ("__error__", "JSONParserErr"), ("__error_details__", "bad")], &[(100.0, 1.0)]);
+            .stream(
+                &[
+                    ("app", "api"),
+                    ("__error__", "JSONParserErr"),
+                    ("__error_details__", "bad"),
+                ],
+                &[(100.0, 1.0)],
+            );
         let q = range_agg(CountOverTime, eq("app", "api"), 60.0, false);
         // the erroring sample is in no window: fine
-        assert_eq!(instant(&q, 60.0, &mut src).unwrap(), rows(&[(r#"{app="api"}"#, "1")]));
+        assert_eq!(
+            instant(&q, 60.0, &mut src).unwrap(),
+            rows(&[(r#"{app="api"}"#, "1")])
+        );
         assert_eq!(
             range(&q, 60.0, 180.0, 120.0, &mut src).unwrap(),
             rows(&[(r#"{app="api"}"#, "1 _")])
@@ -795,7 +957,14 @@ mod tests {
              The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )\n"
         );
         // grouping that drops __error__ hides it, as in Loki
-        let grouped = with_range_grouping(range_agg(SumOverTime, eq("app", "api"), 60.0, true), false, &["app"]);
-        assert_eq!(instant(&grouped, 120.0, &mut src).unwrap(), rows(&[(r#"{app="api"}"#, "1")]));
+        let grouped = with_range_grouping(
+            range_agg(SumOverTime, eq("app", "api"), 60.0, true),
+            false,
+            &["app"],
+        );
+        assert_eq!(
+            instant(&grouped, 120.0, &mut src).unwrap(),
+            rows(&[(r#"{app="api"}"#, "1")])
+        );
     }
 }

@@ -53,7 +53,13 @@ impl SampleSource for FakeSource {
         self.calls += 1;
         let mut all = Vec::new();
         for (labels, samples) in &self.streams {
-            if !agg.range.log.selector.iter().all(|m| m.matches_labels(labels)) {
+            if !agg
+                .range
+                .log
+                .selector
+                .iter()
+                .all(|m| m.matches_labels(labels))
+            {
                 continue;
             }
             let labels = match &agg.grouping {
@@ -152,7 +158,12 @@ pub(crate) fn grouping(without: bool, labels: &[&str]) -> Grouping {
     }
 }
 
-pub(crate) fn vagg(op: VectorOp, inner: MetricExpr, by: Option<Grouping>, param: Option<i64>) -> MetricExpr {
+pub(crate) fn vagg(
+    op: VectorOp,
+    inner: MetricExpr,
+    by: Option<Grouping>,
+    param: Option<i64>,
+) -> MetricExpr {
     MetricExpr::VectorAgg(VectorAgg {
         op,
         inner: Box::new(inner),
@@ -229,7 +240,13 @@ pub(crate) fn instant(expr: &MetricExpr, t: f64, src: &mut FakeSource) -> Result
 
 /// Evaluates a range query; each row has one cell per step, `_` where the series has no
 /// point (logqltest notation).
-pub(crate) fn range(expr: &MetricExpr, from: f64, to: f64, step: f64, src: &mut FakeSource) -> Result<Vec<Row>> {
+pub(crate) fn range(
+    expr: &MetricExpr,
+    from: f64,
+    to: f64,
+    step: f64,
+    src: &mut FakeSource,
+) -> Result<Vec<Row>> {
     let params = EvalParams {
         start: (from * S as f64).round() as i64,
         end: (to * S as f64).round() as i64,

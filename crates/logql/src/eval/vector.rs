@@ -93,8 +93,12 @@ fn aggregate(op: VectorOp, step: StepVec, keys: &mut GroupKeys<'_>) -> StepVec {
                 VectorOp::Sum => sum(values),
                 VectorOp::Avg => avg(values),
                 VectorOp::Count => members.len() as f64,
-                VectorOp::Min => values.fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
-                VectorOp::Max => values.fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
+                VectorOp::Min => {
+                    values.fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m })
+                }
+                VectorOp::Max => {
+                    values.fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m })
+                }
                 VectorOp::Stdvar => stdvar(values),
                 VectorOp::Stddev => stdvar(values).sqrt(),
                 VectorOp::Topk | VectorOp::Bottomk | VectorOp::Sort | VectorOp::SortDesc => {
@@ -140,7 +144,8 @@ fn sorted(mut step: StepVec, desc: bool) -> StepVec {
 fn select_k(step: StepVec, k: usize, top: bool, keys: &mut GroupKeys<'_>) -> StepVec {
     let mut out = Vec::new();
     for (_, mut members) in group(step, keys) {
-        members.sort_by(|a, b| by_value(a.value, b.value, top).then_with(|| a.labels.cmp(&b.labels)));
+        members
+            .sort_by(|a, b| by_value(a.value, b.value, top).then_with(|| a.labels.cmp(&b.labels)));
         members.truncate(k);
         out.extend(members);
     }
@@ -159,14 +164,39 @@ mod tests {
 
     fn source() -> FakeSource {
         FakeSource::new()
-            .repeat(&[("app", "foo"), ("pod", "a"), ("zone", "eu")], 10.0, 10.0, 18)
-            .repeat(&[("app", "foo"), ("pod", "b"), ("zone", "eu")], 5.0, 5.0, 36)
-            .repeat(&[("app", "bar"), ("pod", "a"), ("zone", "us")], 5.0, 5.0, 36)
-            .repeat(&[("app", "bar"), ("pod", "b"), ("zone", "us")], 2.0, 2.0, 90)
+            .repeat(
+                &[("app", "foo"), ("pod", "a"), ("zone", "eu")],
+                10.0,
+                10.0,
+                18,
+            )
+            .repeat(
+                &[("app", "foo"), ("pod", "b"), ("zone", "eu")],
+                5.0,
+                5.0,
+                36,
+            )
+            .repeat(
+                &[("app", "bar"), ("pod", "a"), ("zone", "us")],
+                5.0,
+                5.0,
+                36,
+            )
+            .repeat(
+                &[("app", "bar"), ("pod", "b"), ("zone", "us")],
+                2.0,
+                2.0,
+                90,
+            )
     }
 
     fn counts() -> MetricExpr {
-        range_agg(CountOverTime, sel(&[("app", MatchOp::Re, "foo|bar")]), 60.0, false)
+        range_agg(
+            CountOverTime,
+            sel(&[("app", MatchOp::Re, "foo|bar")]),
+            60.0,
+            false,
+        )
     }
 
     fn check(op: VectorOp, by: Option<crate::ast::Grouping>, want_instant: &[(&str, &str)]) {
@@ -188,14 +218,29 @@ mod tests {
         check(Count, None, &[("{}", "4")]);
         check(Stddev, None, &[("{}", "9")]);
         check(Stdvar, None, &[("{}", "81")]);
-        check(Sum, Some(grouping(false, &["app"])), &[(r#"{app="foo"}"#, "18"), (r#"{app="bar"}"#, "42")]);
-        check(Avg, Some(grouping(false, &["app"])), &[(r#"{app="foo"}"#, "9"), (r#"{app="bar"}"#, "21")]);
-        check(Stddev, Some(grouping(false, &["app"])), &[(r#"{app="foo"}"#, "3"), (r#"{app="bar"}"#, "9")]);
+        check(
+            Sum,
+            Some(grouping(false, &["app"])),
+            &[(r#"{app="foo"}"#, "18"), (r#"{app="bar"}"#, "42")],
+        );
+        check(
+            Avg,
+            Some(grouping(false, &["app"])),
+            &[(r#"{app="foo"}"#, "9"), (r#"{app="bar"}"#, "21")],
+        );
+        check(
+            Stddev,
+            Some(grouping(false, &["app"])),
+            &[(r#"{app="foo"}"#, "3"), (r#"{app="bar"}"#, "9")],
+        );
         check(Sum, Some(grouping(false, &[])), &[("{}", "60")]);
         check(
             Max,
             Some(grouping(true, &["pod"])),
-            &[(r#"{app="foo", zone="eu"}"#, "12"), (r#"{app="bar", zone="us"}"#, "30")],
+            &[
+                (r#"{app="foo", zone="eu"}"#, "12"),
+                (r#"{app="bar", zone="us"}"#, "30"),
+            ],
         );
         check(
             Count,
@@ -210,14 +255,30 @@ mod tests {
         let q = vagg(Sum, counts(), Some(grouping(false, &["app"])), None);
         assert_eq!(
             sorted(range(&q, 20.0, 60.0, 20.0, &mut source()).unwrap()),
-            sorted(rows(&[(r#"{app="foo"}"#, "6 12 18"), (r#"{app="bar"}"#, "14 28 42")]))
+            sorted(rows(&[
+                (r#"{app="foo"}"#, "6 12 18"),
+                (r#"{app="bar"}"#, "14 28 42")
+            ]))
         );
     }
 
     #[test]
     fn empty_steps_aggregate_to_nothing() {
-        let q = vagg(Sum, range_agg(CountOverTime, sel(&[("app", MatchOp::Eq, "none")]), 60.0, false), None, None);
-        assert_eq!(range(&q, 20.0, 60.0, 20.0, &mut source()).unwrap(), rows(&[]));
+        let q = vagg(
+            Sum,
+            range_agg(
+                CountOverTime,
+                sel(&[("app", MatchOp::Eq, "none")]),
+                60.0,
+                false,
+            ),
+            None,
+            None,
+        );
+        assert_eq!(
+            range(&q, 20.0, 60.0, 20.0, &mut source()).unwrap(),
+            rows(&[])
+        );
     }
 
     fn special() -> FakeSource {
@@ -248,7 +309,10 @@ mod tests {
             (Count, ["2", "2", "2", "2", "2"]),
         ];
         for (op, wants) in cases {
-            for (ks, want) in ["fin|nan", "fin|pinf", "pinf|ninf", "pinf|nan", "ninf|nan"].iter().zip(wants) {
+            for (ks, want) in ["fin|nan", "fin|pinf", "pinf|ninf", "pinf|nan", "ninf|nan"]
+                .iter()
+                .zip(wants)
+            {
                 assert_eq!(special_case(*op, ks), *want, "{op:?} over {ks}");
             }
         }
@@ -291,10 +355,16 @@ mod tests {
         };
         for op in [Topk, Bottomk] {
             let q = vagg(op, inner.clone(), None, Some(1));
-            assert_eq!(instant(&q, 10.0, &mut nan_src()).unwrap(), rows(&[(r#"{s="y"}"#, "3")]));
+            assert_eq!(
+                instant(&q, 10.0, &mut nan_src()).unwrap(),
+                rows(&[(r#"{s="y"}"#, "3")])
+            );
         }
         let q = vagg(Topk, inner, None, Some(0));
-        assert!(matches!(instant(&q, 10.0, &mut nan_src()), Err(Error::Query(_))));
+        assert!(matches!(
+            instant(&q, 10.0, &mut nan_src()),
+            Err(Error::Query(_))
+        ));
     }
 
     #[test]
@@ -306,28 +376,57 @@ mod tests {
                 .stream(&[("s", "c")], &[(10.0, 1.0)])
                 .stream(&[("s", "d")], &[(10.0, 3.0)])
         };
-        let inner = range_agg(RangeOp::MaxOverTime, sel(&[("s", MatchOp::Re, ".+")]), 5.0, true);
+        let inner = range_agg(
+            RangeOp::MaxOverTime,
+            sel(&[("s", MatchOp::Re, ".+")]),
+            5.0,
+            true,
+        );
         let q = vagg(Sort, inner.clone(), None, None);
         assert_eq!(
             instant(&q, 10.0, &mut src()).unwrap(),
-            rows(&[(r#"{s="c"}"#, "1"), (r#"{s="a"}"#, "2"), (r#"{s="d"}"#, "3"), (r#"{s="b"}"#, "NaN")])
+            rows(&[
+                (r#"{s="c"}"#, "1"),
+                (r#"{s="a"}"#, "2"),
+                (r#"{s="d"}"#, "3"),
+                (r#"{s="b"}"#, "NaN")
+            ])
         );
         let q = vagg(SortDesc, inner.clone(), None, None);
         assert_eq!(
             instant(&q, 10.0, &mut src()).unwrap(),
-            rows(&[(r#"{s="d"}"#, "3"), (r#"{s="a"}"#, "2"), (r#"{s="c"}"#, "1"), (r#"{s="b"}"#, "NaN")])
+            rows(&[
+                (r#"{s="d"}"#, "3"),
+                (r#"{s="a"}"#, "2"),
+                (r#"{s="c"}"#, "1"),
+                (r#"{s="b"}"#, "NaN")
+            ])
         );
         // the order survives a binary operation around the sort
-        let q = bin(crate::ast::BinOp::Add, vagg(SortDesc, inner.clone(), None, None), MetricExpr::Literal(1.0));
+        let q = bin(
+            crate::ast::BinOp::Add,
+            vagg(SortDesc, inner.clone(), None, None),
+            MetricExpr::Literal(1.0),
+        );
         assert_eq!(
             instant(&q, 10.0, &mut src()).unwrap(),
-            rows(&[(r#"{s="d"}"#, "4"), (r#"{s="a"}"#, "3"), (r#"{s="c"}"#, "2"), (r#"{s="b"}"#, "NaN")])
+            rows(&[
+                (r#"{s="d"}"#, "4"),
+                (r#"{s="a"}"#, "3"),
+                (r#"{s="c"}"#, "2"),
+                (r#"{s="b"}"#, "NaN")
+            ])
         );
         // without sort, an instant vector is ordered by labels
         let q = bin(crate::ast::BinOp::Add, inner, MetricExpr::Literal(1.0));
         assert_eq!(
             instant(&q, 10.0, &mut src()).unwrap(),
-            rows(&[(r#"{s="a"}"#, "3"), (r#"{s="b"}"#, "NaN"), (r#"{s="c"}"#, "2"), (r#"{s="d"}"#, "4")])
+            rows(&[
+                (r#"{s="a"}"#, "3"),
+                (r#"{s="b"}"#, "NaN"),
+                (r#"{s="c"}"#, "2"),
+                (r#"{s="d"}"#, "4")
+            ])
         );
     }
 }
