@@ -22,6 +22,12 @@ pub(crate) struct Template {
 impl Template {
     /// Parses a template; the error text is Go's (e.g. `template: line:1: unclosed action`).
     pub(crate) fn parse(source: &str) -> Result<Template, String> {
+        Template::parse_named("line", source)
+    }
+
+    /// Parses a template under a name (`line` for `line_format`, `label` for
+    /// `label_format`), which Go prints in its error texts.
+    pub(crate) fn parse_named(_name: &str, source: &str) -> Result<Template, String> {
         Ok(Template {
             source: source.to_string(),
         })
