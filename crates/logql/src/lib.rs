@@ -19,3 +19,6 @@ mod template;
 pub use ast::Expr;
 pub use error::{Error, Result};
 pub use parser::{parse_expr, ParseError};
+pub use pipeline::{
+    LogPipeline, Processed, ResultLabels, SampleExtractor, StreamPipeline, StreamSampleExtractor,
+};

@@ -1,0 +1,1 @@
+//! End-to-end tests of whole pipelines built from syntax trees.
