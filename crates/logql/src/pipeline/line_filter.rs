@@ -256,7 +256,7 @@ mod tests {
         assert!(!f.keep("connection reset"));
         let f = filter(LineFilterOp::Regex, &["(?i)ok"]);
         assert!(
-            f.keep("status \u{212a}O"),
+            f.keep("status O\u{212a}"),
             "Kelvin sign folds to k as in Go"
         );
         let f = filter(LineFilterOp::Regex, &[".*needle.*"]);
