@@ -23,3 +23,6 @@ pub use eval::{
     SampleSource, Series,
 };
 pub use parser::{parse_expr, ParseError};
+pub use pipeline::{
+    LogPipeline, Processed, ResultLabels, SampleExtractor, StreamPipeline, StreamSampleExtractor,
+};

@@ -1,0 +1,224 @@
+//! Sample extraction for range aggregations: the log pipeline, then the value (1, the
+//! line's bytes, or an unwrapped label), post-unwrap filters, and the output labels
+//! (the unwrapped label removed, `by`/`without` applied, error labels kept).
+
+use fenrir_common::LabelSet;
+
+use super::convert::{duration_seconds, parse_go_duration, parse_go_float, parse_humanize_bytes};
+use super::label_filter::LabelFilterStage;
+use super::labels::{
+    LabelSetInterner, LineLabels, ERROR_DETAILS_LABEL, ERROR_LABEL, ERR_SAMPLE_EXTRACTION,
+};
+use super::{parse_error, CompiledStages};
+use crate::ast::{RangeAgg, RangeOp, UnwrapConversion};
+use crate::Result;
+
+#[derive(Debug, Clone)]
+enum ValueSource {
+    /// `count_over_time`, `rate`, `absent_over_time`: every line counts 1.
+    One,
+    /// `bytes_over_time`, `bytes_rate`: the line's length in bytes after the pipeline.
+    LineBytes,
+    /// `| unwrap [conv(]label[)]`.
+    Unwrap {
+        label: String,
+        conversion: UnwrapConversion,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum OutputLabels {
+    /// Everything but the unwrapped label and the listed ones.
+    Without(Vec<String>),
+    /// Only the listed labels (plus the error labels).
+    By(Vec<String>),
+}
+
+fn op_name(op: RangeOp) -> &'static str {
+    match op {
+        RangeOp::CountOverTime => "count_over_time",
+        RangeOp::Rate => "rate",
+        RangeOp::RateCounter => "rate_counter",
+        RangeOp::BytesOverTime => "bytes_over_time",
+        RangeOp::BytesRate => "bytes_rate",
+        RangeOp::AbsentOverTime => "absent_over_time",
+        RangeOp::SumOverTime => "sum_over_time",
+        RangeOp::AvgOverTime => "avg_over_time",
+        RangeOp::MaxOverTime => "max_over_time",
+        RangeOp::MinOverTime => "min_over_time",
+        RangeOp::StddevOverTime => "stddev_over_time",
+        RangeOp::StdvarOverTime => "stdvar_over_time",
+        RangeOp::QuantileOverTime => "quantile_over_time",
+        RangeOp::FirstOverTime => "first_over_time",
+        RangeOp::LastOverTime => "last_over_time",
+    }
+}
+
+/// Turns the lines of one range aggregation into samples; compiled once per query.
+#[derive(Debug, Clone)]
+pub struct SampleExtractor {
+    stages: CompiledStages,
+    value: ValueSource,
+    post_filters: Vec<LabelFilterStage>,
+    output: OutputLabels,
+}
+
+impl SampleExtractor {
+    /// Compiles the stages, the unwrap and the grouping of `agg`.
+    pub fn new(agg: &RangeAgg) -> Result<SampleExtractor> {
+        let name = op_name(agg.op);
+        let unwrap = agg.range.unwrap.as_ref();
+        let value = match (agg.op, unwrap) {
+            (RangeOp::CountOverTime | RangeOp::BytesOverTime | RangeOp::BytesRate, Some(_)) => {
+                return Err(parse_error(format!(
+                    "invalid aggregation {name} with unwrap"
+                )));
+            }
+            (RangeOp::CountOverTime | RangeOp::Rate | RangeOp::AbsentOverTime, None) => {
+                ValueSource::One
+            }
+            (RangeOp::BytesOverTime | RangeOp::BytesRate, None) => ValueSource::LineBytes,
+            (_, None) => {
+                return Err(parse_error(format!(
+                    "invalid aggregation {name} without unwrap"
+                )))
+            }
+            (_, Some(u)) => ValueSource::Unwrap {
+                label: u.label.clone(),
+                conversion: u.conversion,
+            },
+        };
+        let post_filters = unwrap
+            .map(|u| {
+                u.post_filters
+                    .iter()
+                    .map(|f| LabelFilterStage::new(f).map_err(parse_error))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let mut output = match &agg.grouping {
+            Some(g) if !g.without => OutputLabels::By(dedup(&g.labels)),
+            Some(g) => OutputLabels::Without(g.labels.clone()),
+            None => OutputLabels::Without(Vec::new()),
+        };
+        if let (OutputLabels::Without(names), Some(u)) = (&mut output, unwrap) {
+            names.push(u.label.clone());
+        }
+        if let OutputLabels::Without(names) = &mut output {
+            // The error labels survive any grouping.
+            names.retain(|n| n != ERROR_LABEL && n != ERROR_DETAILS_LABEL);
+        }
+        Ok(SampleExtractor {
+            stages: CompiledStages::new(&agg.range.log.stages)?,
+            value,
+            post_filters,
+            output,
+        })
+    }
+
+    /// The per-stream extractor for a stream with these labels.
+    pub fn for_stream(&self, stream_labels: &LabelSet) -> StreamSampleExtractor<'_> {
+        StreamSampleExtractor {
+            extractor: self,
+            stages: self.stages.clone(),
+            labels: LineLabels::new(stream_labels.clone()),
+            interner: LabelSetInterner::default(),
+            plain: None,
+            names: Vec::new(),
+        }
+    }
+}
+
+fn dedup(names: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        if !out.contains(n) && n != ERROR_LABEL && n != ERROR_DETAILS_LABEL {
+            out.push(n.clone());
+        }
+    }
+    out
+}
+
+/// Runs a [`SampleExtractor`] over the lines of one stream.
+#[derive(Debug)]
+pub struct StreamSampleExtractor<'a> {
+    extractor: &'a SampleExtractor,
+    stages: CompiledStages,
+    labels: LineLabels,
+    interner: LabelSetInterner,
+    /// The output labels of a line that only has the stream labels.
+    plain: Option<LabelSet>,
+    names: Vec<String>,
+}
+
+impl StreamSampleExtractor<'_> {
+    /// `None` when there is no sample (filtered out, or the unwrapped label is missing
+    /// or empty). The labels carry `__error__`/`__error_details__` when a stage failed.
+    pub fn process(
+        &mut self,
+        ts: i64,
+        line: &str,
+        structured_metadata: &[(&str, &str)],
+    ) -> Option<(&LabelSet, f64)> {
+        let extractor = self.extractor;
+        self.labels.reset(structured_metadata);
+        let line = self
+            .stages
+            .run(ts, line, &mut self.labels, &mut self.names)?;
+        let value = match &extractor.value {
+            ValueSource::One => 1.0,
+            ValueSource::LineBytes => line.len() as f64,
+            ValueSource::Unwrap { label, conversion } => {
+                let raw = self.labels.get(label).filter(|v| !v.is_empty())?;
+                let converted = match conversion {
+                    UnwrapConversion::Float => parse_go_float(raw),
+                    UnwrapConversion::Bytes => parse_humanize_bytes(raw).map(|b| b as f64),
+                    UnwrapConversion::Duration | UnwrapConversion::DurationSeconds => {
+                        parse_go_duration(raw).map(duration_seconds)
+                    }
+                };
+                match converted {
+                    Ok(v) => v,
+                    Err(details) => {
+                        self.labels.set_err(ERR_SAMPLE_EXTRACTION, Some(&details));
+                        0.0
+                    }
+                }
+            }
+        };
+        for f in &extractor.post_filters {
+            if !f.keep(&mut self.labels) {
+                return None;
+            }
+        }
+        let labels = &self.labels;
+        let emit_output = |emit: &mut dyn FnMut(&str, &str)| match &extractor.output {
+            OutputLabels::By(names) => {
+                for n in names {
+                    if let Some(v) = labels.get(n) {
+                        emit(n, v);
+                    }
+                }
+                if let Some(e) = labels.err() {
+                    emit(ERROR_LABEL, e);
+                }
+                if let Some(d) = labels.err_details() {
+                    emit(ERROR_DETAILS_LABEL, d);
+                }
+            }
+            OutputLabels::Without(names) => labels.for_each_effective(|_, k, v| {
+                if !names.iter().any(|n| n == k) {
+                    emit(k, v);
+                }
+            }),
+        };
+        if self.labels.is_plain_stream() {
+            if self.plain.is_none() {
+                self.plain = Some(self.interner.intern(emit_output).clone());
+            }
+            return self.plain.as_ref().map(|set| (set, value));
+        }
+        Some((self.interner.intern(emit_output), value))
+    }
+}

@@ -1,0 +1,636 @@
+//! The per-line label state (Loki's labels builder) and the interning of result label sets.
+
+use std::collections::HashMap;
+
+use fenrir_common::LabelSet;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// The `__error__` label.
+pub(crate) const ERROR_LABEL: &str = "__error__";
+/// The `__error_details__` label.
+pub(crate) const ERROR_DETAILS_LABEL: &str = "__error_details__";
+/// Suffix of a parsed (or metadata) label whose name is already taken.
+pub(crate) const EXTRACTED_SUFFIX: &str = "_extracted";
+
+/// `__error__` values, as Loki names them.
+pub(crate) const ERR_JSON: &str = "JSONParserErr";
+pub(crate) const ERR_LOGFMT: &str = "LogfmtParserErr";
+pub(crate) const ERR_LABEL_FILTER: &str = "LabelFilterErr";
+pub(crate) const ERR_SAMPLE_EXTRACTION: &str = "SampleExtractionErr";
+pub(crate) const ERR_TEMPLATE_FORMAT: &str = "TemplateFormatErr";
+
+/// Where a label comes from; the categorize-labels response encoding shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Category {
+    Stream = 0,
+    Metadata = 1,
+    Parsed = 2,
+}
+
+/// A small name→value list that keeps its strings' capacity across lines, so that
+/// steady-state processing does not allocate.
+#[derive(Debug, Default)]
+pub(crate) struct PairBuf {
+    slots: Vec<(String, String)>,
+    len: usize,
+}
+
+impl PairBuf {
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.slots[..self.len]
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.slots[..self.len].iter().position(|(k, _)| k == name)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.position(name).map(|i| self.slots[i].1.as_str())
+    }
+
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    /// Sets `name` to `value`, replacing an existing value.
+    pub(crate) fn set(&mut self, name: &str, value: &str) {
+        if let Some(i) = self.position(name) {
+            let slot = &mut self.slots[i].1;
+            slot.clear();
+            slot.push_str(value);
+            return;
+        }
+        if self.len == self.slots.len() {
+            self.slots.push((String::new(), String::new()));
+        }
+        let (k, v) = &mut self.slots[self.len];
+        k.clear();
+        k.push_str(name);
+        v.clear();
+        v.push_str(value);
+        self.len += 1;
+    }
+
+    /// Removes `name`; order does not matter because results are sorted later.
+    pub(crate) fn remove(&mut self, name: &str) -> bool {
+        match self.position(name) {
+            Some(i) => {
+                self.len -= 1;
+                self.slots.swap(i, self.len);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The labels of the line being processed: the stream labels, structured metadata and
+/// parsed labels, each in its own category, plus the error state.
+#[derive(Debug)]
+pub(crate) struct LineLabels {
+    base: LabelSet,
+    base_deleted: Vec<bool>,
+    any_base_deleted: bool,
+    pub(crate) metadata: PairBuf,
+    pub(crate) parsed: PairBuf,
+    err: Option<&'static str>,
+    err_details: Option<String>,
+    /// Reused buffer for `<name>_extracted`.
+    extracted_name: String,
+}
+
+impl LineLabels {
+    pub(crate) fn new(base: LabelSet) -> Self {
+        LineLabels {
+            base_deleted: vec![false; base.len()],
+            base,
+            any_base_deleted: false,
+            metadata: PairBuf::default(),
+            parsed: PairBuf::default(),
+            err: None,
+            err_details: None,
+            extracted_name: String::new(),
+        }
+    }
+
+    /// Starts a new line: stream labels plus this entry's structured metadata. Metadata
+    /// whose name is a stream label goes to `<name>_extracted`.
+    pub(crate) fn reset(&mut self, structured_metadata: &[(&str, &str)]) {
+        if self.any_base_deleted {
+            self.base_deleted.iter_mut().for_each(|d| *d = false);
+            self.any_base_deleted = false;
+        }
+        self.metadata.clear();
+        self.parsed.clear();
+        self.err = None;
+        self.err_details = None;
+        for (name, value) in structured_metadata {
+            if self.base.get(name).is_some() {
+                self.extracted_name.clear();
+                self.extracted_name.push_str(name);
+                self.extracted_name.push_str(EXTRACTED_SUFFIX);
+                self.metadata.set(&self.extracted_name, value);
+            } else {
+                self.metadata.set(name, value);
+            }
+        }
+    }
+
+    /// Whether any label beyond the stream labels exists, or any was removed.
+    pub(crate) fn is_plain_stream(&self) -> bool {
+        self.metadata.len() == 0
+            && self.parsed.len() == 0
+            && self.err.is_none()
+            && self.err_details.is_none()
+            && !self.any_base_deleted
+    }
+
+    /// The current value of `name` (parsed, then metadata, then stream), without the
+    /// error labels.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        if let Some(v) = self.parsed.get(name) {
+            return Some(v);
+        }
+        if let Some(v) = self.metadata.get(name) {
+            return Some(v);
+        }
+        self.base_get(name)
+    }
+
+    /// Like [`LineLabels::get`], and `__error__`/`__error_details__` when set (the data a
+    /// template sees).
+    #[allow(dead_code)] // for templates; the template stub does not read labels yet
+    pub(crate) fn get_with_errors(&self, name: &str) -> Option<&str> {
+        match name {
+            ERROR_LABEL => self.err,
+            ERROR_DETAILS_LABEL => self.err_details.as_deref(),
+            _ => self.get(name),
+        }
+    }
+
+    fn base_get(&self, name: &str) -> Option<&str> {
+        let i = self
+            .base
+            .as_slice()
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()?;
+        if self.base_deleted[i] {
+            None
+        } else {
+            Some(self.base.as_slice()[i].1.as_str())
+        }
+    }
+
+    /// Sets a parsed label exactly as named (label_format, unpack, params).
+    pub(crate) fn set_parsed(&mut self, name: &str, value: &str) {
+        self.parsed.set(name, value);
+    }
+
+    /// Sets a label found by a parser: a name taken by a stream label or by structured
+    /// metadata goes to `<name>_extracted`, and a name an earlier stage already set (or
+    /// an earlier key of the same line) is left alone: first wins.
+    pub(crate) fn set_from_parser(&mut self, name: &str, value: &str) {
+        if name.is_empty() {
+            return;
+        }
+        if self.base.get(name).is_some() || self.metadata.contains(name) {
+            let mut target = std::mem::take(&mut self.extracted_name);
+            target.clear();
+            target.push_str(name);
+            target.push_str(EXTRACTED_SUFFIX);
+            if !self.parsed.contains(&target) {
+                self.parsed.set(&target, value);
+            }
+            self.extracted_name = target;
+        } else if !self.parsed.contains(name) {
+            self.parsed.set(name, value);
+        }
+    }
+
+    /// Whether a parser would skip `name` (its target is already set).
+    pub(crate) fn parser_target_taken(&self, name: &str) -> bool {
+        if self.base.get(name).is_some() || self.metadata.contains(name) {
+            // Checked without allocating: the target is `name` + suffix.
+            self.parsed.iter().any(|(k, _)| {
+                k.len() == name.len() + EXTRACTED_SUFFIX.len()
+                    && k.starts_with(name)
+                    && k.ends_with(EXTRACTED_SUFFIX)
+            })
+        } else {
+            self.parsed.contains(name)
+        }
+    }
+
+    /// Whether `name` is an original stream label or a metadata name.
+    pub(crate) fn is_stream_or_metadata(&self, name: &str) -> bool {
+        self.base.get(name).is_some() || self.metadata.contains(name)
+    }
+
+    /// Removes `name` from every category.
+    pub(crate) fn delete(&mut self, name: &str) {
+        self.parsed.remove(name);
+        self.metadata.remove(name);
+        if let Ok(i) = self
+            .base
+            .as_slice()
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+        {
+            self.base_deleted[i] = true;
+            self.any_base_deleted = true;
+        }
+    }
+
+    pub(crate) fn err(&self) -> Option<&'static str> {
+        self.err
+    }
+
+    pub(crate) fn has_err(&self) -> bool {
+        self.err.is_some()
+    }
+
+    pub(crate) fn err_details(&self) -> Option<&str> {
+        self.err_details.as_deref()
+    }
+
+    /// Sets the error and its details (replacing earlier ones, as Loki does).
+    pub(crate) fn set_err(&mut self, err: &'static str, details: Option<&str>) {
+        self.err = Some(err);
+        match details {
+            Some(d) => {
+                let buf = self.err_details.get_or_insert_with(String::new);
+                buf.clear();
+                buf.push_str(d);
+            }
+            None => self.err_details = None,
+        }
+    }
+
+    pub(crate) fn clear_err(&mut self) {
+        self.err = None;
+    }
+
+    pub(crate) fn clear_err_details(&mut self) {
+        self.err_details = None;
+    }
+
+    /// Calls `f` for every label of the result, each name once: stream labels not
+    /// removed and not overridden, metadata not overridden by parsed labels, parsed
+    /// labels, then the error labels (as parsed labels).
+    pub(crate) fn for_each_effective<'s>(&'s self, mut f: impl FnMut(Category, &'s str, &'s str)) {
+        for (i, (k, v)) in self.base.as_slice().iter().enumerate() {
+            if self.base_deleted[i] || self.metadata.contains(k) || self.parsed.contains(k) {
+                continue;
+            }
+            f(Category::Stream, k, v);
+        }
+        for (k, v) in self.metadata.iter() {
+            if !self.parsed.contains(k) {
+                f(Category::Metadata, k, v);
+            }
+        }
+        for (k, v) in self.parsed.iter() {
+            f(Category::Parsed, k, v);
+        }
+        if let Some(e) = self.err {
+            f(Category::Parsed, ERROR_LABEL, e);
+        }
+        if let Some(d) = &self.err_details {
+            f(Category::Parsed, ERROR_DETAILS_LABEL, d);
+        }
+    }
+
+    /// Every current label with the error labels, sorted by name (the template's data).
+    #[allow(dead_code)] // for templates; the template stub does not read labels yet
+    pub(crate) fn sorted_with_errors(&self) -> Vec<(&str, &str)> {
+        let mut out = Vec::with_capacity(self.base.len() + self.metadata.len() + self.parsed.len());
+        self.for_each_effective(|_, k, v| out.push((k, v)));
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+}
+
+/// Replaces what Prometheus does not allow in a label name, as Loki's parsers do: trims
+/// spaces, prefixes a leading digit with `_`, and turns every rune other than an ASCII
+/// letter, digit or `_` into one `_`. Writes into `out` (cleared first).
+pub(crate) fn sanitize_label_key(key: &str, out: &mut String) {
+    out.clear();
+    let key = key.trim();
+    if key.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        out.push('_');
+    }
+    for c in key.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+        } else {
+            out.push('_');
+        }
+    }
+}
+
+/// The labels of one processed line, in the shapes the API needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultLabels {
+    /// Stream labels, metadata, parsed labels and the error labels after every stage:
+    /// the stream key of a plain log query.
+    pub all: LabelSet,
+    /// Categorize-labels `stream`: the original stream labels minus names that metadata or
+    /// parsing also set, minus dropped ones.
+    pub stream: LabelSet,
+    /// Categorize-labels `structuredMetadata`, sorted by name.
+    pub structured_metadata: Vec<(String, String)>,
+    /// Categorize-labels `parsed` (errors included), sorted by name; empty values are kept.
+    pub parsed: Vec<(String, String)>,
+}
+
+impl ResultLabels {
+    pub(crate) fn stream_only(base: &LabelSet) -> ResultLabels {
+        ResultLabels {
+            all: base.clone(),
+            stream: base.clone(),
+            structured_metadata: Vec::new(),
+            parsed: Vec::new(),
+        }
+    }
+
+    fn from_line(labels: &LineLabels) -> ResultLabels {
+        let mut stream = Vec::new();
+        let mut metadata = Vec::new();
+        let mut parsed = Vec::new();
+        labels.for_each_effective(|cat, k, v| {
+            let pair = (k.to_string(), v.to_string());
+            match cat {
+                Category::Stream => stream.push(pair),
+                Category::Metadata => metadata.push(pair),
+                Category::Parsed => parsed.push(pair),
+            }
+        });
+        metadata.sort_unstable();
+        parsed.sort_unstable();
+        let all = LabelSet::from_pairs(
+            stream
+                .iter()
+                .chain(metadata.iter())
+                .chain(parsed.iter())
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        ResultLabels {
+            all,
+            stream: LabelSet::from_pairs(stream),
+            structured_metadata: metadata,
+            parsed,
+        }
+    }
+
+    /// Whether these are exactly the labels of `line` (same names, values, categories).
+    fn matches(&self, line: &LineLabels) -> bool {
+        let mut counts = [0usize; 3];
+        let mut equal = true;
+        line.for_each_effective(|cat, k, v| {
+            if !equal {
+                return;
+            }
+            counts[cat as usize] += 1;
+            equal = match cat {
+                Category::Stream => self.stream.get(k) == Some(v),
+                Category::Metadata => sorted_get(&self.structured_metadata, k) == Some(v),
+                Category::Parsed => sorted_get(&self.parsed, k) == Some(v),
+            };
+        });
+        equal
+            && counts[0] == self.stream.len()
+            && counts[1] == self.structured_metadata.len()
+            && counts[2] == self.parsed.len()
+    }
+}
+
+fn sorted_get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .binary_search_by(|(k, _)| k.as_str().cmp(name))
+        .ok()
+        .map(|i| pairs[i].1.as_str())
+}
+
+/// An order-independent hash of one label: lines that set the same labels in a different
+/// order still share one interned result.
+pub(crate) fn pair_hash(cat: u64, name: &str, value: &str) -> u64 {
+    xxh3_64_with_seed(value.as_bytes(), xxh3_64_with_seed(name.as_bytes(), cat))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ xxh3_64(name.as_bytes())
+}
+
+/// Past this many distinct label sets per stream the cache starts over, so that a
+/// high-cardinality parsed label cannot grow memory without bound.
+const MAX_INTERNED: usize = 4096;
+
+/// Distinct [`ResultLabels`] of one stream, found by a hash of the line's labels.
+#[derive(Debug, Default)]
+pub(crate) struct ResultInterner {
+    by_hash: HashMap<u64, Vec<usize>>,
+    entries: Vec<ResultLabels>,
+}
+
+impl ResultInterner {
+    /// The interned labels equal to `line`'s, adding them if new.
+    pub(crate) fn intern(&mut self, line: &LineLabels) -> &ResultLabels {
+        let mut hash = 0u64;
+        line.for_each_effective(|cat, k, v| {
+            hash = hash.wrapping_add(pair_hash(cat as u64, k, v));
+        });
+        if let Some(ids) = self.by_hash.get(&hash) {
+            if let Some(&id) = ids.iter().find(|&&id| self.entries[id].matches(line)) {
+                return &self.entries[id];
+            }
+        }
+        if self.entries.len() >= MAX_INTERNED {
+            self.entries.clear();
+            self.by_hash.clear();
+        }
+        let id = self.entries.len();
+        self.entries.push(ResultLabels::from_line(line));
+        self.by_hash.entry(hash).or_default().push(id);
+        &self.entries[id]
+    }
+}
+
+/// Distinct output label sets of a sample extractor, found by a hash of their pairs.
+#[derive(Debug, Default)]
+pub(crate) struct LabelSetInterner {
+    by_hash: HashMap<u64, Vec<usize>>,
+    entries: Vec<LabelSet>,
+    scratch: Vec<(String, String)>,
+}
+
+impl LabelSetInterner {
+    /// Interns the set made of the pairs `for_each` yields (empty values are dropped, as
+    /// in every [`LabelSet`]; each name at most once).
+    pub(crate) fn intern(&mut self, for_each: impl Fn(&mut dyn FnMut(&str, &str))) -> &LabelSet {
+        let mut hash = 0u64;
+        let mut count = 0usize;
+        for_each(&mut |k, v| {
+            if !v.is_empty() {
+                hash = hash.wrapping_add(pair_hash(0, k, v));
+                count += 1;
+            }
+        });
+        if let Some(ids) = self.by_hash.get(&hash) {
+            for &id in ids {
+                let set = &self.entries[id];
+                if set.len() != count {
+                    continue;
+                }
+                let mut equal = true;
+                for_each(&mut |k, v| {
+                    if equal && !v.is_empty() {
+                        equal = set.get(k) == Some(v);
+                    }
+                });
+                if equal {
+                    return &self.entries[id];
+                }
+            }
+        }
+        if self.entries.len() >= MAX_INTERNED {
+            self.entries.clear();
+            self.by_hash.clear();
+        }
+        self.scratch.clear();
+        let scratch = &mut self.scratch;
+        for_each(&mut |k, v| scratch.push((k.to_string(), v.to_string())));
+        let set = LabelSet::from_pairs(self.scratch.drain(..));
+        let id = self.entries.len();
+        self.entries.push(set);
+        self.by_hash.entry(hash).or_default().push(id);
+        &self.entries[id]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> LabelSet {
+        LabelSet::from_pairs([("app", "api"), ("level", "info"), ("pod", "p1")])
+    }
+
+    #[test]
+    fn sanitize_keys_like_loki() {
+        let mut out = String::new();
+        for (input, want) in [
+            ("a.b", "a_b"),
+            ("a-b", "a_b"),
+            ("9x", "_9x"),
+            ("ключ", "____"),
+            ("  spaced ", "spaced"),
+            ("a:b", "a_b"),
+            ("", ""),
+            ("   ", ""),
+        ] {
+            sanitize_label_key(input, &mut out);
+            assert_eq!(out, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_clash_with_stream_goes_to_extracted() {
+        let mut l = LineLabels::new(stream());
+        l.reset(&[("pod", "meta-pod"), ("trace_id", "t1")]);
+        assert_eq!(l.get("pod"), Some("p1"));
+        assert_eq!(l.get("pod_extracted"), Some("meta-pod"));
+        assert_eq!(l.get("trace_id"), Some("t1"));
+    }
+
+    #[test]
+    fn three_way_clash_keeps_stream_and_parsed() {
+        let mut l = LineLabels::new(stream());
+        l.reset(&[("level", "meta")]);
+        l.set_from_parser("level", "parsed");
+        let mut interner = ResultInterner::default();
+        let r = interner.intern(&l);
+        assert_eq!(r.all.get("level"), Some("info"));
+        assert_eq!(r.all.get("level_extracted"), Some("parsed"));
+        assert!(r.structured_metadata.is_empty(), "metadata value is lost");
+        assert_eq!(
+            r.parsed,
+            vec![("level_extracted".to_string(), "parsed".to_string())]
+        );
+    }
+
+    #[test]
+    fn parsers_first_wins() {
+        let mut l = LineLabels::new(stream());
+        l.reset(&[("trace_id", "t1")]);
+        l.set_from_parser("status", "200");
+        l.set_from_parser("status", "500");
+        l.set_from_parser("trace_id", "x");
+        l.set_from_parser("trace_id", "y");
+        assert_eq!(l.get("status"), Some("200"));
+        assert_eq!(l.get("trace_id"), Some("t1"));
+        assert_eq!(l.get("trace_id_extracted"), Some("x"));
+        assert!(l.parser_target_taken("trace_id"));
+        assert!(l.parser_target_taken("status"));
+        assert!(!l.parser_target_taken("other"));
+    }
+
+    #[test]
+    fn interning_reuses_equal_sets_in_any_order() {
+        let mut l = LineLabels::new(stream());
+        let mut interner = ResultInterner::default();
+        l.reset(&[]);
+        l.set_from_parser("a", "1");
+        l.set_from_parser("b", "2");
+        let first = interner.intern(&l) as *const ResultLabels;
+        l.reset(&[]);
+        l.set_from_parser("b", "2");
+        l.set_from_parser("a", "1");
+        let second = interner.intern(&l) as *const ResultLabels;
+        assert_eq!(first, second);
+        l.reset(&[]);
+        l.set_from_parser("a", "1");
+        l.set_from_parser("b", "3");
+        let third = interner.intern(&l);
+        assert_eq!(third.all.get("b"), Some("3"));
+        assert_eq!(interner.entries.len(), 2);
+    }
+
+    #[test]
+    fn categories_split_and_deleted_stream_labels_vanish() {
+        let mut l = LineLabels::new(stream());
+        l.reset(&[("trace_id", "t")]);
+        l.set_from_parser("status", "");
+        l.delete("pod");
+        l.set_err(ERR_JSON, Some("boom"));
+        let mut interner = ResultInterner::default();
+        let r = interner.intern(&l).clone();
+        assert_eq!(r.stream.to_string(), r#"{app="api", level="info"}"#);
+        assert_eq!(
+            r.structured_metadata,
+            vec![("trace_id".to_string(), "t".to_string())]
+        );
+        assert_eq!(
+            r.parsed,
+            vec![
+                ("__error__".to_string(), "JSONParserErr".to_string()),
+                ("__error_details__".to_string(), "boom".to_string()),
+                ("status".to_string(), String::new()),
+            ]
+        );
+        assert_eq!(
+            r.all.to_string(),
+            r#"{__error__="JSONParserErr", __error_details__="boom", app="api", level="info", trace_id="t"}"#
+        );
+        // The next line starts clean.
+        l.reset(&[]);
+        assert!(l.is_plain_stream());
+        assert_eq!(l.get("pod"), Some("p1"));
+    }
+}
