@@ -48,7 +48,12 @@ impl TestServer {
     }
 
     /// `GET path?params` with extra headers.
-    pub async fn get(&self, path: &str, params: &[(String, String)], headers: &[(String, String)]) -> (StatusCode, Vec<u8>) {
+    pub async fn get(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+        headers: &[(String, String)],
+    ) -> (StatusCode, Vec<u8>) {
         let query: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params)
             .finish();
@@ -60,7 +65,12 @@ impl TestServer {
     }
 
     /// `POST path` with a body and content type.
-    pub async fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Vec<u8>) {
         let req = Request::post(path)
             .header("content-type", content_type)
             .body(Body::from(body))

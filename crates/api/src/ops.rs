@@ -13,14 +13,21 @@ pub(crate) async fn ready(State(st): State<AppState>) -> Response {
     if st.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Ingester not ready: shutting down").into_response()
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Ingester not ready: shutting down",
+        )
+        .into_response()
     }
 }
 
 pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
     let body = st.metrics.render(&[]);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()

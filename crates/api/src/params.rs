@@ -16,7 +16,12 @@ pub(crate) struct Form {
 }
 
 impl Form {
-    pub(crate) fn parse(method: &Method, query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Self {
+    pub(crate) fn parse(
+        method: &Method,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Self {
         let mut pairs: Vec<(String, String)> = query
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
@@ -39,7 +44,7 @@ impl Form {
     }
 
     /// Every value of `key`.
-    pub(crate) fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+    pub(crate) fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.pairs
             .iter()
             .filter(move |(k, _)| k == key)
@@ -65,7 +70,11 @@ pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
         }
     }
     if let Ok(n) = s.parse::<i64>() {
-        return Ok(if s.len() <= 10 { n.saturating_mul(NANOS) } else { n });
+        return Ok(if s.len() <= 10 {
+            n.saturating_mul(NANOS)
+        } else {
+            n
+        });
     }
     fenrir_common::time::parse_rfc3339(s).ok_or_else(|| {
         format!("parsing time \"{s}\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \"{s}\" as \"2006\"")
@@ -142,8 +151,9 @@ pub(crate) fn bounds(form: &Form) -> Result<(i64, i64), ApiError> {
         None => 3600 * NANOS,
     };
     let start = match form.get("start") {
-        Some(s) => parse_time(s)
-            .map_err(|e| ApiError::bad_request(format!("could not parse 'start' parameter: {e}")))?,
+        Some(s) => parse_time(s).map_err(|e| {
+            ApiError::bad_request(format!("could not parse 'start' parameter: {e}"))
+        })?,
         None => end.min(now) - since,
     };
     Ok((start, end))
@@ -156,7 +166,10 @@ mod tests {
     #[test]
     fn time_formats() {
         assert_eq!(parse_time("1700000000").unwrap(), 1_700_000_000 * NANOS);
-        assert_eq!(parse_time("1700000000000000000").unwrap(), 1_700_000_000 * NANOS);
+        assert_eq!(
+            parse_time("1700000000000000000").unwrap(),
+            1_700_000_000 * NANOS
+        );
         assert_eq!(
             parse_time("1700000000.1234567").unwrap(),
             1_700_000_000 * NANOS + 123_000_000

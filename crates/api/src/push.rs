@@ -16,7 +16,12 @@ pub(crate) async fn push(
 ) -> Result<StatusCode, ApiError> {
     let tenant = st.tenant(&headers)?;
     let dialect = Dialect::from_path(uri.path());
-    let header_str = |name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let content_type = header_str(header::CONTENT_TYPE);
     let content_encoding = header_str(header::CONTENT_ENCODING);
     let cfg = st.cfg.clone();
@@ -35,11 +40,20 @@ pub(crate) async fn push(
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     .map_err(ApiError::from_push)?;
-    st.metrics
-        .record_push(validated.accepted_entries as u64, validated.accepted_bytes as u64);
+    st.metrics.record_push(
+        validated.accepted_entries as u64,
+        validated.accepted_bytes as u64,
+    );
     if !validated.streams.is_empty() {
         st.ingester
-            .push(&tenant, validated.streams)
+            .push(
+                &tenant,
+                validated
+                    .streams
+                    .into_iter()
+                    .map(|s| (s.labels, s.entries))
+                    .collect(),
+            )
             .await
             .map_err(ApiError::from_ingest)?;
     }

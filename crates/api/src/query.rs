@@ -8,7 +8,9 @@ use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use fenrir_common::{Matcher, Tenant};
 use fenrir_logql::ast::{Expr, LogExpr};
-use fenrir_logql::{format_sample_value, format_timestamp_seconds, parse_expr, EvalParams, QueryValue};
+use fenrir_logql::{
+    format_sample_value, format_timestamp_seconds, parse_expr, EvalParams, QueryValue,
+};
 use fenrir_query::{Direction, LogQuery, LogResult};
 
 use crate::json::{push_map, push_str, push_str_array};
@@ -33,7 +35,13 @@ struct Request {
     headers: HeaderMap,
 }
 
-fn request(st: &AppState, method: &Method, query: Option<String>, headers: HeaderMap, body: &[u8]) -> Result<Request, ApiError> {
+fn request(
+    st: &AppState,
+    method: &Method,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: &[u8],
+) -> Result<Request, ApiError> {
     let tenant = st.tenant(&headers)?;
     let form = Form::parse(method, query.as_deref(), &headers, body);
     Ok(Request {
@@ -66,7 +74,8 @@ pub(crate) async fn query_range(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req = request(&st, &method, q, headers, &body)?;
-    let expr = parse_expr(query_text(&req.form)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let expr =
+        parse_expr(query_text(&req.form)).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (start, end) = bounds(&req.form)?;
     if end < start {
         return Err(ApiError::bad_request(
@@ -129,7 +138,8 @@ pub(crate) async fn query_instant(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req = request(&st, &method, q, headers, &body)?;
-    let expr = parse_expr(query_text(&req.form)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let expr =
+        parse_expr(query_text(&req.form)).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let time = match req.form.get("time") {
         Some(s) => parse_time(s).map_err(ApiError::bad_request)?,
         None => now_ns(),
@@ -282,9 +292,9 @@ fn go_duration(ns: i64) -> String {
 
 fn limit(st: &AppState, form: &Form) -> Result<usize, ApiError> {
     let limit = match form.get("limit") {
-        Some(s) => s
-            .parse::<i64>()
-            .map_err(|_| ApiError::bad_request(format!("strconv.Atoi: parsing \"{s}\": invalid syntax")))?,
+        Some(s) => s.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("strconv.Atoi: parsing \"{s}\": invalid syntax"))
+        })?,
         None => 100,
     };
     if limit <= 0 {
@@ -300,7 +310,11 @@ fn limit(st: &AppState, form: &Form) -> Result<usize, ApiError> {
 }
 
 fn direction(form: &Form) -> Result<Direction, ApiError> {
-    match form.get("direction").map(str::to_ascii_lowercase).as_deref() {
+    match form
+        .get("direction")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("backward") => Ok(Direction::Backward),
         Some("forward") => Ok(Direction::Forward),
         Some(other) => Err(ApiError::bad_request(format!(
@@ -327,7 +341,13 @@ fn string_list_body(items: &[String]) -> String {
 
 fn stats_json(out: &mut String, lines: u64, bytes: u64, returned: u64, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
-    let per_sec = |n: u64| if secs > 0.0 { (n as f64 / secs) as u64 } else { 0 };
+    let per_sec = |n: u64| {
+        if secs > 0.0 {
+            (n as f64 / secs) as u64
+        } else {
+            0
+        }
+    };
     out.push_str(&format!(
         "{{\"summary\":{{\"bytesProcessedPerSecond\":{},\"linesProcessedPerSecond\":{},\"totalBytesProcessed\":{bytes},\"totalLinesProcessed\":{lines},\"execTime\":{secs},\"queueTime\":0,\"subqueries\":0,\"totalEntriesReturned\":{returned},\"splits\":0,\"shards\":0,\"totalPostFilterLines\":{returned},\"totalStructuredMetadataBytesProcessed\":0}},\"querier\":{{\"store\":{{\"totalChunksRef\":0,\"totalChunksDownloaded\":0,\"chunksDownloadTime\":0}}}},\"ingester\":{{\"totalReached\":0,\"totalChunksMatched\":0,\"totalBatches\":0,\"totalLinesSent\":0}}}}",
         per_sec(bytes),
@@ -374,7 +394,10 @@ fn streams_body(result: &LogResult, categorize: bool, started: Instant) -> Strin
                     first = false;
                     push_str(&mut out, key);
                     out.push(':');
-                    push_map(&mut out, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                    push_map(
+                        &mut out,
+                        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    );
                 }
                 out.push('}');
             }

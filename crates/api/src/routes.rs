@@ -28,13 +28,19 @@ pub fn router(state: AppState) -> Router {
             "/loki/api/v1/query",
             get(query::query_instant).post(query::query_instant),
         )
-        .route("/loki/api/v1/labels", get(query::labels).post(query::labels))
+        .route(
+            "/loki/api/v1/labels",
+            get(query::labels).post(query::labels),
+        )
         .route("/loki/api/v1/label", get(query::labels).post(query::labels))
         .route(
             "/loki/api/v1/label/{name}/values",
             get(query::label_values).post(query::label_values),
         )
-        .route("/loki/api/v1/series", get(query::series).post(query::series))
+        .route(
+            "/loki/api/v1/series",
+            get(query::series).post(query::series),
+        )
         .route(
             "/loki/api/v1/index/stats",
             get(query::index_stats).post(query::index_stats),

@@ -59,7 +59,12 @@ impl Engine {
     }
 
     /// Evaluates a metric query.
-    pub async fn query_metric(&self, tenant: Tenant, expr: MetricExpr, params: EvalParams) -> Result<QueryValue> {
+    pub async fn query_metric(
+        &self,
+        tenant: Tenant,
+        expr: MetricExpr,
+        params: EvalParams,
+    ) -> Result<QueryValue> {
         let this = self.clone();
         self.blocking(move |fetcher| {
             let mut source = Source {
@@ -73,7 +78,13 @@ impl Engine {
     }
 
     /// Label names of streams with data in `[start, end)`, sorted.
-    pub async fn label_names(&self, tenant: Tenant, matchers: Vec<Matcher>, start: Timestamp, end: Timestamp) -> Result<Vec<String>> {
+    pub async fn label_names(
+        &self,
+        tenant: Tenant,
+        matchers: Vec<Matcher>,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<String>> {
         let series = self.series(tenant, vec![matchers], start, end).await?;
         let names: BTreeSet<String> = series
             .iter()
@@ -83,7 +94,14 @@ impl Engine {
     }
 
     /// Values of label `name` over streams matching `matchers` with data in `[start, end)`.
-    pub async fn label_values(&self, tenant: Tenant, name: String, matchers: Vec<Matcher>, start: Timestamp, end: Timestamp) -> Result<Vec<String>> {
+    pub async fn label_values(
+        &self,
+        tenant: Tenant,
+        name: String,
+        matchers: Vec<Matcher>,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<String>> {
         let series = self.series(tenant, vec![matchers], start, end).await?;
         let values: BTreeSet<String> = series
             .iter()
@@ -94,7 +112,13 @@ impl Engine {
 
     /// Label sets of streams matching any of the matcher groups (an empty group matches
     /// every stream) with data in `[start, end)`.
-    pub async fn series(&self, tenant: Tenant, groups: Vec<Vec<Matcher>>, start: Timestamp, end: Timestamp) -> Result<Vec<LabelSet>> {
+    pub async fn series(
+        &self,
+        tenant: Tenant,
+        groups: Vec<Vec<Matcher>>,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<LabelSet>> {
         let this = self.clone();
         self.blocking(move |_| {
             let mut all: BTreeMap<Fingerprint, LabelSet> = BTreeMap::new();
@@ -112,7 +136,13 @@ impl Engine {
     }
 
     /// Stream, chunk, entry and byte counts over streams matching `matchers`.
-    pub async fn stats(&self, tenant: Tenant, matchers: Vec<Matcher>, start: Timestamp, end: Timestamp) -> Result<SeriesStats> {
+    pub async fn stats(
+        &self,
+        tenant: Tenant,
+        matchers: Vec<Matcher>,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<SeriesStats> {
         let this = self.clone();
         self.blocking(move |_| {
             let streams = this.select(&tenant, &matchers, start, end)?;
@@ -145,7 +175,13 @@ impl Engine {
     }
 
     /// Streams matching `matchers` with their pieces overlapping `[start, end)`. Blocking.
-    fn select(&self, tenant: &Tenant, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> Result<Vec<StreamData>> {
+    fn select(
+        &self,
+        tenant: &Tenant,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<StreamData>> {
         let mut by_fp: BTreeMap<Fingerprint, StreamData> = BTreeMap::new();
         if end > start {
             for (fp, labels) in self.index.series(tenant, matchers, start, end - 1)? {
@@ -170,7 +206,10 @@ impl Engine {
                 data.pieces.push(Piece::Head(Arc::new(r.head)));
             }
         }
-        Ok(by_fp.into_values().filter(|d| !d.pieces.is_empty()).collect())
+        Ok(by_fp
+            .into_values()
+            .filter(|d| !d.pieces.is_empty())
+            .collect())
     }
 
     /// Runs `f` on a blocking thread with a fetcher that can wait on the object store.
@@ -207,7 +246,7 @@ impl SampleSource for Source<'_> {
     ) -> fenrir_logql::Result<()> {
         // Samples are wanted for (from, to]: in scan terms [from + 1, to + 1).
         let (start, end) = (from.saturating_add(1), to.saturating_add(1));
-        let run = || -> Result<()> {
+        let mut run = || -> Result<()> {
             let extractor = SampleExtractor::new(agg)?;
             let streams = self
                 .engine
@@ -220,7 +259,14 @@ impl SampleSource for Source<'_> {
                     }
                     true
                 };
-                scan_stream(self.fetcher, data, start, end, Direction::Forward, &mut visit)?;
+                scan_stream(
+                    self.fetcher,
+                    data,
+                    start,
+                    end,
+                    Direction::Forward,
+                    &mut visit,
+                )?;
             }
             Ok(())
         };

@@ -127,7 +127,11 @@ pub(crate) fn run_log_query(
         let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
             if heap.len() >= q.limit {
                 if let Some(worst) = heap.peek() {
-                    let cannot_win = if backward { ts <= worst.ts } else { ts >= worst.ts };
+                    let cannot_win = if backward {
+                        ts <= worst.ts
+                    } else {
+                        ts >= worst.ts
+                    };
                     if cannot_win {
                         return false;
                     }
@@ -196,8 +200,10 @@ pub(crate) fn run_log_query(
         })
         .collect();
     // Loki orders response streams by their label string, byte by byte.
-    let mut keyed: Vec<(String, ResultStream)> =
-        streams.drain(..).map(|s| (s.labels.to_string(), s)).collect();
+    let mut keyed: Vec<(String, ResultStream)> = streams
+        .drain(..)
+        .map(|s| (s.labels.to_string(), s))
+        .collect();
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(LogResult {
         streams: keyed.into_iter().map(|(_, s)| s).collect(),

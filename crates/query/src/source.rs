@@ -18,5 +18,11 @@ pub struct RecentStream {
 /// read path never depends on the write path.
 pub trait RecentData: Send + Sync + 'static {
     /// Streams of `tenant` matching every matcher with data overlapping `[start, end)`.
-    fn streams(&self, tenant: &Tenant, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> Vec<RecentStream>;
+    fn streams(
+        &self,
+        tenant: &Tenant,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<RecentStream>;
 }

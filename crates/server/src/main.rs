@@ -6,10 +6,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 
-
 /// Command line, in Loki's flag style (`-config.file=…` works as well as `--config.file`).
 #[derive(Debug, Parser)]
-#[command(name = "fenrir", version, about = "A log store that speaks Grafana Loki's protocols")]
+#[command(
+    name = "fenrir",
+    version,
+    about = "A log store that speaks Grafana Loki's protocols"
+)]
 struct Args {
     /// YAML configuration file with Loki's key names; none runs the zero-config server.
     #[arg(long = "config.file")]
@@ -42,7 +45,10 @@ fn main() -> anyhow::Result<()> {
     config.validate()?;
     init_tracing(&config.server.log_level);
     for key in config.ignored_keys() {
-        tracing::warn!(key, "configuration key accepted but has no effect in fenrir");
+        tracing::warn!(
+            key,
+            "configuration key accepted but has no effect in fenrir"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,7 +75,9 @@ mod tests {
         assert_eq!(args.config_file, Some(PathBuf::from("/x.yaml")));
         assert!(args.expand_env);
         let args = Args::parse_from(normalise_args(
-            ["fenrir", "--config.file", "a.yaml"].map(String::from).into_iter(),
+            ["fenrir", "--config.file", "a.yaml"]
+                .map(String::from)
+                .into_iter(),
         ));
         assert_eq!(args.config_file, Some(PathBuf::from("a.yaml")));
         assert!(!args.expand_env);

@@ -18,7 +18,13 @@ use fenrir_storage::{LocalFsStore, ObjectStore};
 struct Recent(Ingester);
 
 impl RecentData for Recent {
-    fn streams(&self, tenant: &Tenant, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> Vec<RecentStream> {
+    fn streams(
+        &self,
+        tenant: &Tenant,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<RecentStream> {
         self.0
             .recent_streams(tenant, matchers, start, end)
             .into_iter()
@@ -47,8 +53,8 @@ fn validation_config(config: &Config) -> ValidationConfig {
     let l = &config.limits_config;
     ValidationConfig {
         reject_old_samples: l.reject_old_samples,
-        reject_old_samples_max_age: l.reject_old_samples_max_age,
-        creation_grace_period: l.creation_grace_period,
+        reject_old_samples_max_age_ns: l.reject_old_samples_max_age.as_nanos() as i64,
+        creation_grace_period_ns: l.creation_grace_period.as_nanos() as i64,
         max_line_size: l.max_line_size as usize,
         max_line_size_truncate: l.max_line_size_truncate,
         max_label_names_per_series: l.max_label_names_per_series,
@@ -104,7 +110,8 @@ pub async fn build(config: &Config) -> anyhow::Result<Built> {
     }
     let cfg = ingest_config(config);
     let (index2, store2) = (index.clone(), store.clone());
-    let ingester = tokio::task::spawn_blocking(move || Ingester::open(cfg, index2, store2)).await??;
+    let ingester =
+        tokio::task::spawn_blocking(move || Ingester::open(cfg, index2, store2)).await??;
     let engine = Engine::new(index, store, Arc::new(Recent(ingester.clone())));
     let state = AppState::new(api_config(config), ingester.clone(), engine);
     Ok(Built {
@@ -154,7 +161,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
