@@ -74,8 +74,7 @@ pub(crate) async fn query_range(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req = request(&st, &method, q, headers, &body)?;
-    let expr =
-        parse_expr(query_text(&req.form)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let expr = parse_query(&req.form)?;
     let (start, end) = bounds(&req.form)?;
     if end < start {
         return Err(ApiError::bad_request(
@@ -119,12 +118,7 @@ pub(crate) async fn query_range(
         }
         Expr::Metric(m) => {
             let params = EvalParams::range(start, end, step, st.cfg.max_query_series);
-            let value = st
-                .engine
-                .query_metric(req.tenant, m, params)
-                .await
-                .map_err(ApiError::from_query)?;
-            Ok(json_response(value_body(&value, started)))
+            run_metric(&st, req.tenant, m, params, started).await
         }
     }
 }
@@ -138,8 +132,7 @@ pub(crate) async fn query_instant(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req = request(&st, &method, q, headers, &body)?;
-    let expr =
-        parse_expr(query_text(&req.form)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let expr = parse_query(&req.form)?;
     let time = match req.form.get("time") {
         Some(s) => parse_time(s).map_err(ApiError::bad_request)?,
         None => now_ns(),
@@ -150,12 +143,7 @@ pub(crate) async fn query_instant(
         )),
         Expr::Metric(m) => {
             let params = EvalParams::instant(time, st.cfg.max_query_series);
-            let value = st
-                .engine
-                .query_metric(req.tenant, m, params)
-                .await
-                .map_err(ApiError::from_query)?;
-            Ok(json_response(value_body(&value, started)))
+            run_metric(&st, req.tenant, m, params, started).await
         }
     }
 }
@@ -169,10 +157,7 @@ pub(crate) async fn labels(
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
-    let matchers = match req.form.get("query") {
-        Some(q) => selector(q)?,
-        None => Vec::new(),
-    };
+    let matchers = optional_selector(&req.form)?;
     let names = st
         .engine
         .label_names(req.tenant, matchers, start, end)
@@ -191,10 +176,7 @@ pub(crate) async fn label_values(
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
-    let matchers = match req.form.get("query") {
-        Some(q) => selector(q)?,
-        None => Vec::new(),
-    };
+    let matchers = optional_selector(&req.form)?;
     let values = st
         .engine
         .label_values(req.tenant, name, matchers, start, end)
@@ -259,6 +241,30 @@ pub(crate) async fn index_stats(
         "{{\"streams\":{},\"chunks\":{},\"bytes\":{},\"entries\":{}}}",
         s.streams, s.chunks, s.bytes, s.entries
     )))
+}
+
+fn parse_query(form: &Form) -> Result<Expr, ApiError> {
+    parse_expr(query_text(form)).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The optional `query` selector of the label endpoints; none selects every stream.
+fn optional_selector(form: &Form) -> Result<Vec<Matcher>, ApiError> {
+    form.get("query").map_or(Ok(Vec::new()), selector)
+}
+
+async fn run_metric(
+    st: &AppState,
+    tenant: Tenant,
+    expr: fenrir_logql::ast::MetricExpr,
+    params: EvalParams,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let value = st
+        .engine
+        .query_metric(tenant, expr, params)
+        .await
+        .map_err(ApiError::from_query)?;
+    Ok(json_response(value_body(&value, started)))
 }
 
 fn check_query_length(st: &AppState, start: i64, end: i64) -> Result<(), ApiError> {

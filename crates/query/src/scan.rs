@@ -120,22 +120,27 @@ fn scan_piece(
 ) -> Result<bool> {
     match piece {
         Piece::Head(entries) => {
-            let mut one = |e: &Entry| -> bool {
+            let iter: Box<dyn Iterator<Item = &Entry>> = match direction {
+                Direction::Forward => Box::new(entries.iter()),
+                Direction::Backward => Box::new(entries.iter().rev()),
+            };
+            // One buffer for every entry's metadata: no allocation per line.
+            let mut pairs: Vec<(&str, &str)> = Vec::new();
+            for e in iter {
                 if e.ts < start || e.ts >= end {
-                    return true;
+                    continue;
                 }
-                let pairs: Vec<(&str, &str)> = e
-                    .structured_metadata
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                visit(e.ts, &e.line, &pairs)
-            };
-            let go_on = match direction {
-                Direction::Forward => entries.iter().all(&mut one),
-                Direction::Backward => entries.iter().rev().all(&mut one),
-            };
-            Ok(go_on)
+                pairs.clear();
+                pairs.extend(
+                    e.structured_metadata
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+                if !visit(e.ts, &e.line, &pairs) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         }
         Piece::Sealed(chunk) => scan_chunk_bytes(&chunk.bytes, start, end, direction, visit),
         Piece::Stored(r) => {
@@ -165,19 +170,21 @@ fn scan_chunk_bytes(
     }
     for i in block_ids {
         let block = reader.decode_block(i)?;
-        let mut one = |e: fenrir_chunk::EntryRef<'_>| -> bool {
+        let iter: Box<dyn Iterator<Item = fenrir_chunk::EntryRef<'_>>> = match direction {
+            Direction::Forward => Box::new(block.iter()),
+            Direction::Backward => Box::new(block.iter().rev()),
+        };
+        // One buffer for every entry's metadata: no allocation per line.
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        for e in iter {
             if e.ts < start || e.ts >= end {
-                return true;
+                continue;
             }
-            let pairs: Vec<(&str, &str)> = e.structured_metadata.iter().collect();
-            visit(e.ts, e.line, &pairs)
-        };
-        let go_on = match direction {
-            Direction::Forward => block.iter().all(&mut one),
-            Direction::Backward => block.iter().rev().all(&mut one),
-        };
-        if !go_on {
-            return Ok(false);
+            pairs.clear();
+            pairs.extend(e.structured_metadata.iter());
+            if !visit(e.ts, e.line, &pairs) {
+                return Ok(false);
+            }
         }
     }
     Ok(true)
