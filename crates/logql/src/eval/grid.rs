@@ -86,13 +86,28 @@ impl Grid {
             return None;
         }
         // Shift the sample onto step time: the window becomes (t − range, t].
-        let u = i128::from(ts) + i128::from(offset);
-        let start = i128::from(self.start);
-        let step = i128::from(self.step);
-        // t ≥ u  ⇔  i ≥ ceil((u − start) / step)
-        let lo = -((start - u).div_euclid(step));
-        // t < u + range  ⇔  i ≤ floor((u + range − 1 − start) / step)
-        let hi = (u + i128::from(range) - 1 - start).div_euclid(step);
+        // t ≥ u  ⇔  i ≥ ceil((u − start) / step);  t < u + range  ⇔  i ≤ floor((u + range − 1 − start) / step)
+        let fast = ts.checked_add(offset).and_then(|u| {
+            let lo_num = self.start.checked_sub(u)?;
+            let hi_num = u
+                .checked_add(range)?
+                .checked_sub(1)?
+                .checked_sub(self.start)?;
+            Some((
+                -(lo_num.div_euclid(self.step)) as i128,
+                hi_num.div_euclid(self.step) as i128,
+            ))
+        });
+        let (lo, hi) = fast.unwrap_or_else(|| {
+            // Extreme timestamps or offsets: redo it without overflow.
+            let u = i128::from(ts) + i128::from(offset);
+            let start = i128::from(self.start);
+            let step = i128::from(self.step);
+            (
+                -((start - u).div_euclid(step)),
+                (u + i128::from(range) - 1 - start).div_euclid(step),
+            )
+        });
         let lo = lo.max(0);
         let hi = hi.min(self.len as i128 - 1);
         if lo > hi {
