@@ -601,4 +601,16 @@ fn limits() {
     );
     assert!(parse_expr(&deep).is_err());
     assert_eq!(parse("((((1))))").to_string(), "((((1))))");
+    // Long chains up to the limit parse, print and drop without exhausting the stack.
+    let filters = vec![r#"x="1""#; 1000].join(" and ");
+    let long = parse(&format!(r#"{{a="b"}} | {filters}"#));
+    assert_eq!(parse_expr(&long.to_string()), Ok(long));
+    let sum = vec!["vector(1)"; 1001].join(" + ");
+    let long = parse(&sum);
+    assert_eq!(parse_expr(&long.to_string()), Ok(long));
+    let too_long = vec!["vector(1)"; 1002].join(" + ");
+    assert!(parse_expr(&too_long)
+        .unwrap_err()
+        .to_string()
+        .contains("too complex"));
 }
