@@ -16,6 +16,10 @@ use crate::template::Template;
 /// Deeper nesting is refused so that hostile input cannot overflow the stack.
 pub(crate) const MAX_DEPTH: usize = 128;
 
+/// At most this many binary operators and `and`/`or` label-filter combinators per query:
+/// long chains build deep trees, and dropping or printing a tree recurses through it.
+pub(crate) const MAX_COMBINATORS: usize = 1000;
+
 type PResult<T> = Result<T, ParseError>;
 
 /// An operand of a binary expression: Loki's grammar lets log selectors appear there and
@@ -30,6 +34,7 @@ pub(crate) struct QueryParser {
     tok: Token,
     peeked: Option<Token>,
     depth: usize,
+    combinators: usize,
     /// First error raised while building a node (Loki's constructor errors).
     semantic: Option<String>,
     /// First error raised while checking pipeline stages (Loki builds stages later).
@@ -180,6 +185,7 @@ impl QueryParser {
             tok,
             peeked: None,
             depth: 0,
+            combinators: 0,
             semantic: None,
             stage: None,
         })
@@ -264,6 +270,18 @@ impl QueryParser {
         self.depth -= 1;
     }
 
+    /// Counts one more binary or `and`/`or` node.
+    fn combine(&mut self) -> PResult<()> {
+        self.combinators += 1;
+        if self.combinators > MAX_COMBINATORS {
+            return Err(ParseError::at(
+                self.tok.pos,
+                format!("query too complex (more than {MAX_COMBINATORS} operators)"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The whole query.
     pub(crate) fn parse_query(mut self) -> PResult<Expr> {
         let node = self.parse_binary(0)?;
@@ -294,6 +312,7 @@ impl QueryParser {
             if prec < min_prec {
                 break;
             }
+            self.combine()?;
             self.advance()?;
             let (return_bool, matching) = self.parse_bin_modifier()?;
             let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
@@ -860,6 +879,7 @@ impl QueryParser {
         self.enter()?;
         let mut left = self.parse_label_filter_and()?;
         while self.tok.tok == Tok::Or {
+            self.combine()?;
             self.advance()?;
             let right = self.parse_label_filter_and()?;
             left = LabelFilter::Or(Box::new(left), Box::new(right));
@@ -871,6 +891,7 @@ impl QueryParser {
     fn parse_label_filter_and(&mut self) -> PResult<LabelFilter> {
         let mut left = self.parse_label_filter_unit()?;
         while self.tok.tok == Tok::And {
+            self.combine()?;
             self.advance()?;
             let right = self.parse_label_filter_unit()?;
             left = LabelFilter::And(Box::new(left), Box::new(right));

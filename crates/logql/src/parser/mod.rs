@@ -11,6 +11,7 @@ use crate::ast::Expr;
 
 pub(crate) use grammar::{binop_str, range_op_str, vector_op_str};
 pub(crate) use literals::{parse_go_duration, parse_go_float, parse_humanized_bytes};
+pub(crate) use validate::go_regex_error;
 
 /// Loki refuses queries of this many bytes or more before parsing them.
 pub(crate) const MAX_INPUT_SIZE: usize = 128 * 1024;
