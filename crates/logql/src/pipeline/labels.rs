@@ -363,29 +363,38 @@ impl ResultLabels {
     }
 
     fn from_line(labels: &LineLabels) -> ResultLabels {
-        let mut stream = Vec::new();
+        let mut stream_count = 0;
         let mut metadata = Vec::new();
         let mut parsed = Vec::new();
-        labels.for_each_effective(|cat, k, v| {
-            let pair = (k.to_string(), v.to_string());
-            match cat {
-                Category::Stream => stream.push(pair),
-                Category::Metadata => metadata.push(pair),
-                Category::Parsed => parsed.push(pair),
-            }
+        labels.for_each_effective(|cat, k, v| match cat {
+            Category::Stream => stream_count += 1,
+            Category::Metadata => metadata.push((k.to_string(), v.to_string())),
+            Category::Parsed => parsed.push((k.to_string(), v.to_string())),
         });
         metadata.sort_unstable();
         parsed.sort_unstable();
-        let all = LabelSet::from_pairs(
-            stream
-                .iter()
-                .chain(metadata.iter())
-                .chain(parsed.iter())
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        // Most lines keep every stream label: share the stream's set then.
+        let stream = if stream_count == labels.base.len() {
+            labels.base.clone()
+        } else {
+            let mut pairs = Vec::with_capacity(stream_count);
+            labels.for_each_effective(|cat, k, v| {
+                if cat == Category::Stream {
+                    pairs.push((k, v));
+                }
+            });
+            LabelSet::from_pairs(pairs)
+        };
+        let all = if metadata.is_empty() && parsed.is_empty() {
+            stream.clone()
+        } else {
+            let mut pairs = Vec::with_capacity(stream_count + metadata.len() + parsed.len());
+            labels.for_each_effective(|_, k, v| pairs.push((k, v)));
+            LabelSet::from_pairs(pairs)
+        };
         ResultLabels {
             all,
-            stream: LabelSet::from_pairs(stream),
+            stream,
             structured_metadata: metadata,
             parsed,
         }
@@ -430,13 +439,19 @@ pub(crate) fn pair_hash(cat: u64, name: &str, value: &str) -> u64 {
 
 /// Past this many distinct label sets per stream the cache starts over, so that a
 /// high-cardinality parsed label cannot grow memory without bound.
-const MAX_INTERNED: usize = 4096;
+const MAX_INTERNED: usize = 512;
 
 /// Distinct [`ResultLabels`] of one stream, found by a hash of the line's labels.
 #[derive(Debug, Default)]
 pub(crate) struct ResultInterner {
     by_hash: HashMap<u64, Vec<usize>>,
     entries: Vec<ResultLabels>,
+    /// Where a new set goes once the cache is full and mostly missing (unique label
+    /// values such as timestamps): replaced each time, so memory stays bounded and
+    /// allocations are freed in LIFO order.
+    overflow: Option<ResultLabels>,
+    hits: usize,
+    misses: usize,
 }
 
 impl ResultInterner {
@@ -448,12 +463,20 @@ impl ResultInterner {
         });
         if let Some(ids) = self.by_hash.get(&hash) {
             if let Some(&id) = ids.iter().find(|&&id| self.entries[id].matches(line)) {
+                self.hits += 1;
                 return &self.entries[id];
             }
         }
+        self.misses += 1;
         if self.entries.len() >= MAX_INTERNED {
+            if self.misses > self.hits {
+                return self.overflow.insert(ResultLabels::from_line(line));
+            }
+            // The cache was useful but the label sets moved on: start over.
             self.entries.clear();
             self.by_hash.clear();
+            self.hits = 0;
+            self.misses = 0;
         }
         let id = self.entries.len();
         self.entries.push(ResultLabels::from_line(line));

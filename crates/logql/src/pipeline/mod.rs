@@ -145,6 +145,7 @@ fn compile_stage(stage: &Stage) -> Result<CompiledStage> {
 pub(crate) struct CompiledStages {
     stages: Vec<CompiledStage>,
     touches_labels: bool,
+    line_filters_only: bool,
 }
 
 impl CompiledStages {
@@ -154,9 +155,13 @@ impl CompiledStages {
             .map(compile_stage)
             .collect::<Result<Vec<_>>>()?;
         let touches_labels = stages.iter().any(CompiledStage::touches_labels);
+        let line_filters_only = stages
+            .iter()
+            .all(|s| matches!(s, CompiledStage::LineFilter(_)));
         Ok(CompiledStages {
             stages,
             touches_labels,
+            line_filters_only,
         })
     }
 
@@ -207,13 +212,6 @@ impl CompiledStages {
             }
         }
         Some(line)
-    }
-
-    /// Whether only line filters run, before anything else.
-    fn line_filters_only(&self) -> bool {
-        self.stages
-            .iter()
-            .all(|s| matches!(s, CompiledStage::LineFilter(_)))
     }
 
     fn required_substrings(&self) -> Vec<&str> {
@@ -296,7 +294,7 @@ impl StreamPipeline<'_> {
         line: &'l str,
         structured_metadata: &[(&str, &str)],
     ) -> Option<Processed<'l, '_>> {
-        if structured_metadata.is_empty() && self.stages.line_filters_only() {
+        if structured_metadata.is_empty() && self.stages.line_filters_only {
             // The hot path: no label work at all.
             for stage in &self.stages.stages {
                 if let CompiledStage::LineFilter(f) = stage {

@@ -598,3 +598,102 @@ proptest! {
         let _ = sp.process(0, &line, &[]);
     }
 }
+
+/// Oracles: label sets real Loki 3.4.6 returned for conformance cases p024, p027, p028
+/// and p037 (`/work/shared/conformance/expected`).
+#[test]
+fn loki_oracles() {
+    let auth = LabelSet::from_pairs([
+        ("app", "auth"),
+        ("env", "prod"),
+        ("level", "info"),
+        ("namespace", "prod"),
+        ("pod", "auth-1"),
+        ("service_name", "auth"),
+    ]);
+    let meta = [("detected_level", "info")];
+    let pipeline = LogPipeline::new(&[json()]).unwrap();
+    let mut sp = pipeline.for_stream(&auth);
+    let line = r#"{"level":"info","msg":"GET /login 201","method":"GET","path":"/token","status":201,"latency":"1.9s","size":"512B","user":{"id":"u5","geo":{"country":"KR"}},"tags":["a","b"],"client_ip":"10.3.90.218","ok":true,"trace":null}"#;
+    let got = sp.process(1, line, &meta).unwrap();
+    assert_eq!(
+        got.labels.all.to_string(),
+        r#"{app="auth", client_ip="10.3.90.218", detected_level="info", env="prod", latency="1.9s", level="info", level_extracted="info", method="GET", msg="GET /login 201", namespace="prod", ok="true", path="/token", pod="auth-1", service_name="auth", size="512B", status="201", user_geo_country="KR", user_id="u5"}"#
+    );
+
+    let jobs = LabelSet::from_pairs([("app", "jobs"), ("pod", "jobs-1")]);
+    let params = vec![
+        LabelExtraction {
+            label: "msg".into(),
+            expression: "msg".into(),
+        },
+        LabelExtraction {
+            label: "dur".into(),
+            expression: "duration".into(),
+        },
+    ];
+    let pipeline = LogPipeline::new(&[Stage::Parser(Parser::Logfmt {
+        strict: false,
+        keep_empty: false,
+        params,
+    })])
+    .unwrap();
+    let mut sp = pipeline.for_stream(&jobs);
+    let got = sp.process(1, "a=b=c level=warn", &[]).unwrap();
+    assert_eq!(
+        got.labels.parsed,
+        vec![
+            ("dur".to_string(), String::new()),
+            ("msg".to_string(), String::new())
+        ]
+    );
+    let got = sp
+        .process(2, r#"level=info msg="job done" job=email duration=45s bytes=2MiB attempts=2 ip=10.2.18.28 flag"#, &[])
+        .unwrap();
+    assert_eq!(
+        got.labels.all.to_string(),
+        r#"{app="jobs", dur="45s", msg="job done", pod="jobs-1"}"#
+    );
+
+    let web = LabelSet::from_pairs([("app", "web"), ("container", "access")]);
+    let pipeline = LogPipeline::new(&[Stage::Parser(Parser::Pattern(
+        r#"<ip> - - [<_>] "<method> <path> <_>" <status> <size> <_>"#.into(),
+    ))])
+    .unwrap();
+    let mut sp = pipeline.for_stream(&web);
+    let got = sp
+        .process(1, r#"10.3.186.229 - - [07/Jul/2024:09:58:43 +0000] "PUT /api/orders HTTP/1.1" 204 9388 "-" "curl/8.0""#, &[])
+        .unwrap();
+    assert_eq!(
+        got.labels.all.to_string(),
+        r#"{app="web", container="access", ip="10.3.186.229", method="PUT", path="/api/orders", size="9388", status="204"}"#
+    );
+
+    let pipeline = LogPipeline::new(&[Stage::Decolorize]).unwrap();
+    let mut sp = pipeline.for_stream(&web);
+    let got = sp
+        .process(
+            1,
+            "\u{1b}[31mERROR\u{1b}[0m job=cleanup id=1805 took 799ms err=\"connection refused\"",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        got.line,
+        "ERROR job=cleanup id=1805 took 799ms err=\"connection refused\""
+    );
+}
+
+#[test]
+fn unique_label_sets_stay_correct_past_the_cache_limit() {
+    let pipeline = LogPipeline::new(&[logfmt()]).unwrap();
+    let stream = api_stream();
+    let mut sp = pipeline.for_stream(&stream);
+    for i in 0..2000 {
+        let line = format!("id={i} kind=x");
+        let got = sp.process(i, &line, &[]).unwrap();
+        assert_eq!(got.labels.all.get("id"), Some(i.to_string().as_str()));
+    }
+    let got = sp.process(0, "id=7 kind=x", &[]).unwrap();
+    assert_eq!(got.labels.all.get("id"), Some("7"));
+}
