@@ -122,6 +122,11 @@ pub(crate) fn decode_content<'a>(
                 read_capped(flate2::read::DeflateDecoder::new(body), max).map(Into::into)
             }
         }
+        "zstd" if otlp => {
+            let decoder = zstd::stream::read::Decoder::new(body)
+                .map_err(|e| PushError::InvalidBody(e.to_string()))?;
+            read_capped(decoder, max).map(Into::into)
+        }
         other => Err(PushError::UnsupportedEncoding(other.to_string())),
     }
 }
