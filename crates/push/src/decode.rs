@@ -667,6 +667,19 @@ mod tests {
             }
 
             #[test]
+            fn arbitrary_otlp_bytes_never_panic(
+                body in prop::collection::vec(any::<u8>(), 0..512),
+                json in any::<bool>(),
+                gzip in any::<bool>(),
+            ) {
+                let ct = if json { "application/json" } else { "application/x-protobuf" };
+                let ce = gzip.then_some("gzip");
+                if let Ok(push) = crate::decode_otlp(Some(ct), ce, &body, &SMALL, 0) {
+                    let _ = validate(push, &Tenant::single(), &ValidationConfig::default(), 0);
+                }
+            }
+
+            #[test]
             fn snappy_wrapped_garbage_never_panics(body in prop::collection::vec(any::<u8>(), 0..512)) {
                 let wrapped = snap::raw::Encoder::new().compress_vec(&body).unwrap();
                 decode_and_validate(Dialect::V1, Some("application/x-protobuf"), None, &wrapped);
