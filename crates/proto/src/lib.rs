@@ -23,7 +23,12 @@
 //! Loki (Go) accepts lines and labels that are not valid UTF-8, which prost would reject
 //! for `String` fields. `bytes::Bytes` also lets decoding borrow from the request buffer.
 //! Converting to text is the caller's job.
+//!
+//! The [`otlp`] module holds the subset of OpenTelemetry's `ExportLogsServiceRequest`
+//! (`opentelemetry/proto/collector/logs/v1/logs_service.proto`) that `POST /otlp/v1/logs`
+//! needs.
 
+pub mod otlp;
 mod push;
 
 pub use prost::{DecodeError, EncodeError, Message};

@@ -122,6 +122,11 @@ pub(crate) fn decode_content<'a>(
                 read_capped(flate2::read::DeflateDecoder::new(body), max).map(Into::into)
             }
         }
+        "zstd" if otlp => {
+            let decoder = zstd::stream::read::Decoder::new(body)
+                .map_err(|e| PushError::InvalidBody(e.to_string()))?;
+            read_capped(decoder, max).map(Into::into)
+        }
         other => Err(PushError::UnsupportedEncoding(other.to_string())),
     }
 }
@@ -617,5 +622,95 @@ mod tests {
             .unwrap();
         let push = decode(Some("application/x-protobuf"), None, &body).unwrap();
         assert_eq!(push.streams[0].entries[0].line, "a\u{fffd}b");
+    }
+
+    mod fuzz {
+        use super::*;
+        use crate::{parse_label_set, validate, ValidationConfig};
+        use fenrir_common::Tenant;
+        use proptest::prelude::*;
+
+        const SMALL: DecodeLimits = DecodeLimits {
+            max_recv_msg_size: 64 * 1024,
+            max_decompressed_size: 64 * 1024,
+        };
+
+        fn any_header() -> impl Strategy<Value = (Option<&'static str>, Option<&'static str>)> {
+            (
+                prop::sample::select(vec![
+                    None,
+                    Some("application/json"),
+                    Some("application/x-protobuf"),
+                ]),
+                prop::sample::select(vec![None, Some("gzip"), Some("deflate"), Some("snappy")]),
+            )
+        }
+
+        /// Decodes and, when that works, validates: neither may panic.
+        fn decode_and_validate(dialect: Dialect, ct: Option<&str>, ce: Option<&str>, body: &[u8]) {
+            if let Ok(push) = decode_push(dialect, ct, ce, body, &SMALL) {
+                let _ = validate(push, &Tenant::single(), &ValidationConfig::default(), 0);
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                body in prop::collection::vec(any::<u8>(), 0..512),
+                (ct, ce) in any_header(),
+                v1 in any::<bool>(),
+            ) {
+                let dialect = if v1 { Dialect::V1 } else { Dialect::Legacy };
+                decode_and_validate(dialect, ct, ce, &body);
+            }
+
+            #[test]
+            fn arbitrary_otlp_bytes_never_panic(
+                body in prop::collection::vec(any::<u8>(), 0..512),
+                json in any::<bool>(),
+                gzip in any::<bool>(),
+            ) {
+                let ct = if json { "application/json" } else { "application/x-protobuf" };
+                let ce = gzip.then_some("gzip");
+                if let Ok(push) = crate::decode_otlp(Some(ct), ce, &body, &SMALL, 0) {
+                    let _ = validate(push, &Tenant::single(), &ValidationConfig::default(), 0);
+                }
+            }
+
+            #[test]
+            fn snappy_wrapped_garbage_never_panics(body in prop::collection::vec(any::<u8>(), 0..512)) {
+                let wrapped = snap::raw::Encoder::new().compress_vec(&body).unwrap();
+                decode_and_validate(Dialect::V1, Some("application/x-protobuf"), None, &wrapped);
+            }
+
+            #[test]
+            fn mutated_valid_bodies_never_panic(
+                flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+                json in any::<bool>(),
+            ) {
+                let (ct, mut body) = if json {
+                    ("application/json", JSON_V1.to_vec())
+                } else {
+                    ("application/x-protobuf", proto_body())
+                };
+                for (at, byte) in flips {
+                    let i = at.index(body.len());
+                    body[i] = byte;
+                }
+                decode_and_validate(Dialect::V1, Some(ct), None, &body);
+            }
+
+            #[test]
+            fn arbitrary_label_strings_never_panic(s in "\\PC{0,64}") {
+                let _ = parse_label_set(&s);
+            }
+
+            #[test]
+            fn label_like_strings_never_panic(s in r#"[a-z_:{}=,"'`\\ \nxuU0-9]{0,40}"#) {
+                let _ = parse_label_set(&s);
+            }
+        }
     }
 }

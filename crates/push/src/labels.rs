@@ -569,4 +569,22 @@ mod tests {
         let pairs = p(&[("a", "1"), ("a", "2"), ("b.c", "x\"y")]);
         assert_eq!(render_pairs(&pairs), r#"{a="1", a="2", "b.c"="x\"y"}"#);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Loki's canonical rendering parses back to the same set, whatever the names
+            /// and values hold (quotes, escapes, control characters, non-ASCII).
+            #[test]
+            fn canonical_form_round_trips(
+                pairs in prop::collection::vec(("\\PC{0,8}|[a-z_]{1,8}", "\\PC{0,12}|[\\x00-\\x7f]{0,12}"), 0..6)
+            ) {
+                let set = LabelSet::from_pairs(pairs);
+                let text = set.to_string();
+                prop_assert_eq!(parse_label_set(&text).unwrap(), set, "{}", text);
+            }
+        }
+    }
 }

@@ -36,10 +36,15 @@ const JSON_MAX_DEPTH: usize = 2;
 
 const UNKNOWN: &str = "unknown";
 
-/// The `detected_level` for an entry without one, or `None` when a level field exists but
-/// is empty (Loki then adds nothing).
+/// The value of the first level-like stream label, looked up once per stream.
+pub(crate) fn stream_level(stream: &LabelSet) -> Option<&str> {
+    LEVEL_FIELDS.iter().find_map(|f| stream.get(f))
+}
+
+/// The `detected_level` for an entry without one, given its stream's [`stream_level`];
+/// `None` when a level field exists but is empty (Loki then adds nothing).
 pub(crate) fn detect_level(
-    stream: &LabelSet,
+    stream_level: Option<&str>,
     structured_metadata: &[(String, String)],
     line: &str,
 ) -> Option<String> {
@@ -49,10 +54,7 @@ pub(crate) fn detect_level(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let from_fields = LEVEL_FIELDS
-        .iter()
-        .find_map(|f| stream.get(f))
-        .or_else(|| LEVEL_FIELDS.iter().find_map(|f| sm_get(f)));
+    let from_fields = stream_level.or_else(|| LEVEL_FIELDS.iter().find_map(|f| sm_get(f)));
     let level = match from_fields {
         Some(v) => normalize_level(v).map_or_else(|| v.to_string(), str::to_string),
         None => match sm_get(SEVERITY_NUMBER).filter(|v| !v.is_empty()) {
@@ -343,7 +345,7 @@ mod tests {
     use super::*;
 
     fn level(line: &str) -> String {
-        detect_level(&LabelSet::empty(), &[], line).unwrap()
+        detect_level(None, &[], line).unwrap()
     }
 
     #[test]
@@ -402,22 +404,25 @@ mod tests {
     fn labels_and_metadata_take_precedence() {
         let stream = LabelSet::from_pairs([("app", "x"), ("level", "WaRn")]);
         assert_eq!(
-            detect_level(&stream, &[], r#"{"level":"error"}"#).unwrap(),
+            detect_level(stream_level(&stream), &[], r#"{"level":"error"}"#).unwrap(),
             "warn"
         );
         let stream = LabelSet::from_pairs([("SeverityText", "debug")]);
         let sm = vec![(SEVERITY_NUMBER.to_string(), "13".to_string())];
-        assert_eq!(detect_level(&stream, &sm, "x").unwrap(), "debug");
+        assert_eq!(
+            detect_level(stream_level(&stream), &sm, "x").unwrap(),
+            "debug"
+        );
         // Unknown values from fields are kept as they are.
         let stream = LabelSet::from_pairs([("level", "notice")]);
-        assert_eq!(detect_level(&stream, &[], "x").unwrap(), "notice");
-        let sm = vec![("severity".to_string(), "warn".to_string())];
         assert_eq!(
-            detect_level(&LabelSet::empty(), &sm, "error").unwrap(),
-            "warn"
+            detect_level(stream_level(&stream), &[], "x").unwrap(),
+            "notice"
         );
+        let sm = vec![("severity".to_string(), "warn".to_string())];
+        assert_eq!(detect_level(None, &sm, "error").unwrap(), "warn");
         let sm = vec![("severity".to_string(), String::new())];
-        assert_eq!(detect_level(&LabelSet::empty(), &sm, "error"), None);
+        assert_eq!(detect_level(None, &sm, "error"), None);
     }
 
     #[test]
@@ -435,11 +440,7 @@ mod tests {
         ];
         for (n, want) in cases {
             let sm = vec![(SEVERITY_NUMBER.to_string(), n.to_string())];
-            assert_eq!(
-                detect_level(&LabelSet::empty(), &sm, "error").unwrap(),
-                want,
-                "{n}"
-            );
+            assert_eq!(detect_level(None, &sm, "error").unwrap(), want, "{n}");
         }
     }
 

@@ -9,6 +9,8 @@
 //!    normalisation, `detected_level`) and returns the [`ValidatedPush`] to store plus the
 //!    grouped 400 message for whatever was dropped.
 //!
+//! [`decode_otlp`] does step 1 for `POST /otlp/v1/logs` (OTLP protobuf or JSON).
+//!
 //! Every [`PushError`] knows its HTTP status and renders Loki's message text. Rate limits,
 //! stream limits, de-duplication and out-of-order windows need state and live in ingest.
 
@@ -17,10 +19,12 @@ mod error;
 mod json;
 mod labels;
 mod level;
+mod otlp;
 mod time;
 mod validate;
 
 pub use decode::{decode_push, DecodeLimits, Dialect, RawPush, RawStream};
 pub use error::{PushError, Result};
 pub use labels::parse_label_set;
+pub use otlp::decode_otlp;
 pub use validate::{validate, ValidStream, ValidatedPush, ValidationConfig};

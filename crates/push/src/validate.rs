@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use fenrir_common::{Entry, LabelSet, Tenant};
 
 use crate::labels::{parse_label_pairs, render_pairs};
-use crate::level::{detect_level, normalize_level, DETECTED_LEVEL};
+use crate::level::{detect_level, normalize_level, stream_level, DETECTED_LEVEL};
 use crate::time::format_rfc3339;
 use crate::{PushError, RawPush, Result};
 
@@ -159,6 +159,7 @@ pub fn validate(
                 continue;
             }
         }
+        let level_label = stream_level(&stream.labels);
         let mut accepted = Vec::with_capacity(raw.entries.len());
         let mut prev: Option<PrevEntry> = None;
         for mut entry in raw.entries {
@@ -174,7 +175,7 @@ pub fn validate(
             normalize_structured_metadata(&mut entry.structured_metadata)?;
             let bytes = entry.line.len() + metadata_size(&entry.structured_metadata);
             if cfg.discover_log_levels && cfg.allow_structured_metadata {
-                add_detected_level(&stream.labels, &mut entry);
+                add_detected_level(level_label, &mut entry);
             }
             if cfg.increment_duplicate_timestamp {
                 increment_duplicate(&mut entry, &mut prev);
@@ -416,7 +417,7 @@ pub(crate) fn normalize_metadata_name(name: &str) -> Result<Cow<'_, str>> {
 }
 
 /// Adds `detected_level`, or normalises one the client sent.
-fn add_detected_level(stream: &LabelSet, entry: &mut Entry) {
+fn add_detected_level(stream_level: Option<&str>, entry: &mut Entry) {
     if let Some((_, v)) = entry
         .structured_metadata
         .iter_mut()
@@ -429,7 +430,7 @@ fn add_detected_level(stream: &LabelSet, entry: &mut Entry) {
         }
         return;
     }
-    if let Some(level) = detect_level(stream, &entry.structured_metadata, &entry.line) {
+    if let Some(level) = detect_level(stream_level, &entry.structured_metadata, &entry.line) {
         entry
             .structured_metadata
             .push((DETECTED_LEVEL.to_string(), level));
