@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 /// wait for the Go template engine (p022, p034, p039), json/logfmt parameter labels for
 /// missing keys (p026, p027), pipeline-error handling details (p054, p057) and Loki's
 /// scalar timestamp quirk (p067).
-const MIN_PASSING: usize = 68;
+const MIN_PASSING: usize = 71;
 
 const CONFIG: &str = "limits_config:
   reject_old_samples: false
