@@ -1,5 +1,7 @@
 //! The read endpoints: query, query_range, labels, label values, series, index stats.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -7,7 +9,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use fenrir_common::{Matcher, Tenant};
-use fenrir_logql::ast::{Expr, LogExpr};
+use fenrir_config::Limits;
+use fenrir_logql::ast::{Expr, LogExpr, MetricExpr};
 use fenrir_logql::{
     format_sample_value, format_timestamp_seconds, parse_expr, EvalParams, QueryValue,
 };
@@ -31,6 +34,8 @@ pub(crate) fn json_response(mut body: String) -> Response {
 
 struct Request {
     tenant: Tenant,
+    /// The tenant's limits as they were when the request arrived.
+    limits: Arc<Limits>,
     form: Form,
     headers: HeaderMap,
 }
@@ -43,9 +48,11 @@ fn request(
     body: &[u8],
 ) -> Result<Request, ApiError> {
     let tenant = st.tenant(&headers)?;
+    let limits = st.cfg.limits.get(tenant.as_str());
     let form = Form::parse(method, query.as_deref(), &headers, body);
     Ok(Request {
         tenant,
+        limits,
         form,
         headers,
     })
@@ -95,30 +102,28 @@ pub(crate) async fn query_range(
             "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
         ));
     }
-    check_query_length(&st, start, end)?;
+    check_query_length(&req.limits, start, end)?;
     match expr {
         Expr::Log(log) => {
-            let limit = limit(&st, &req.form)?;
+            let limit = limit(&req.limits, &req.form)?;
             let direction = direction(&req.form)?;
             let categorize = categorize(&req.headers);
-            let result = st
-                .engine
-                .query_logs(LogQuery {
-                    tenant: req.tenant,
-                    expr: log,
-                    start,
-                    end,
-                    limit,
-                    direction,
-                    categorize,
-                })
-                .await
-                .map_err(ApiError::from_query)?;
+            let query = st.engine.query_logs(LogQuery {
+                tenant: req.tenant,
+                expr: log,
+                start,
+                end,
+                limit,
+                direction,
+                categorize,
+            });
+            let result = within_timeout(&req.limits, query).await?;
             Ok(json_response(streams_body(&result, categorize, started)))
         }
         Expr::Metric(m) => {
-            let params = EvalParams::range(start, end, step, st.cfg.max_query_series);
-            run_metric(&st, req.tenant, m, params, started).await
+            check_range_intervals(&req.limits, &m)?;
+            let params = EvalParams::range(start, end, step, req.limits.max_query_series);
+            run_metric(&st, &req, m, params, started).await
         }
     }
 }
@@ -142,8 +147,9 @@ pub(crate) async fn query_instant(
             "log queries are not supported as an instant query type, please change your query to a range query type",
         )),
         Expr::Metric(m) => {
-            let params = EvalParams::instant(time, st.cfg.max_query_series);
-            run_metric(&st, req.tenant, m, params, started).await
+            check_range_intervals(&req.limits, &m)?;
+            let params = EvalParams::instant(time, req.limits.max_query_series);
+            run_metric(&st, &req, m, params, started).await
         }
     }
 }
@@ -158,11 +164,8 @@ pub(crate) async fn labels(
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
     let matchers = optional_selector(&req.form)?;
-    let names = st
-        .engine
-        .label_names(req.tenant, matchers, start, end)
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.label_names(req.tenant, matchers, start, end);
+    let names = within_timeout(&req.limits, query).await?;
     Ok(json_response(string_list_body(&names)))
 }
 
@@ -177,11 +180,10 @@ pub(crate) async fn label_values(
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
     let matchers = optional_selector(&req.form)?;
-    let values = st
+    let query = st
         .engine
-        .label_values(req.tenant, name, matchers, start, end)
-        .await
-        .map_err(ApiError::from_query)?;
+        .label_values(req.tenant, name, matchers, start, end);
+    let values = within_timeout(&req.limits, query).await?;
     Ok(json_response(string_list_body(&values)))
 }
 
@@ -206,11 +208,8 @@ pub(crate) async fn series(
     if groups.is_empty() {
         groups.push(Vec::new());
     }
-    let series = st
-        .engine
-        .series(req.tenant, groups, start, end)
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.series(req.tenant, groups, start, end);
+    let series = within_timeout(&req.limits, query).await?;
     let mut out = String::from("{\"status\":\"success\",\"data\":[");
     for (i, labels) in series.iter().enumerate() {
         if i > 0 {
@@ -232,11 +231,8 @@ pub(crate) async fn index_stats(
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
     let matchers = selector(query_text(&req.form))?;
-    let s = st
-        .engine
-        .stats(req.tenant, matchers, start, end)
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.stats(req.tenant, matchers, start, end);
+    let s = within_timeout(&req.limits, query).await?;
     Ok(json_response(format!(
         "{{\"streams\":{},\"chunks\":{},\"bytes\":{},\"entries\":{}}}",
         s.streams, s.chunks, s.bytes, s.entries
@@ -254,21 +250,65 @@ fn optional_selector(form: &Form) -> Result<Vec<Matcher>, ApiError> {
 
 async fn run_metric(
     st: &AppState,
-    tenant: Tenant,
-    expr: fenrir_logql::ast::MetricExpr,
+    req: &Request,
+    expr: MetricExpr,
     params: EvalParams,
     started: Instant,
 ) -> Result<Response, ApiError> {
-    let value = st
-        .engine
-        .query_metric(tenant, expr, params)
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.query_metric(req.tenant.clone(), expr, params);
+    let value = within_timeout(&req.limits, query).await?;
     Ok(json_response(value_body(&value, started)))
 }
 
-fn check_query_length(st: &AppState, start: i64, end: i64) -> Result<(), ApiError> {
-    let max = st.cfg.max_query_length;
+/// Runs a query under the tenant's `query_timeout` (0: none); past it the client gets
+/// Loki's 504. The blocking scan behind the query is not interrupted: it finishes on its
+/// thread and its result is dropped.
+async fn within_timeout<T>(
+    limits: &Limits,
+    query: impl Future<Output = fenrir_query::Result<T>>,
+) -> Result<T, ApiError> {
+    let timeout = limits.query_timeout;
+    let result = if timeout.is_zero() {
+        query.await
+    } else {
+        match tokio::time::timeout(timeout, query).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(timeout = ?timeout, "query timed out");
+                return Err(ApiError::query_timeout());
+            }
+        }
+    };
+    result.map_err(ApiError::from_query)
+}
+
+/// `max_query_range`: no `[range]` in the query may be longer (0: no limit).
+fn check_range_intervals(limits: &Limits, expr: &MetricExpr) -> Result<(), ApiError> {
+    let max = nanos(limits.max_query_range);
+    if max > 0 && longest_range(expr) > max {
+        return Err(ApiError::bad_request("[interval] value exceeds limit"));
+    }
+    Ok(())
+}
+
+/// The longest `[range]` of the range aggregations inside `expr`, in ns.
+fn longest_range(expr: &MetricExpr) -> i64 {
+    match expr {
+        MetricExpr::RangeAgg(agg) => agg.range.range,
+        MetricExpr::VectorAgg(agg) => longest_range(&agg.inner),
+        MetricExpr::Binary(b) => longest_range(&b.lhs).max(longest_range(&b.rhs)),
+        MetricExpr::LabelReplace(l) => longest_range(&l.inner),
+        MetricExpr::Parens(inner) => longest_range(inner),
+        MetricExpr::Literal(_) | MetricExpr::Vector(_) => 0,
+    }
+}
+
+fn nanos(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn check_query_length(limits: &Limits, start: i64, end: i64) -> Result<(), ApiError> {
+    let max = nanos(limits.max_query_length);
     if max > 0 && end - start > max {
         return Err(ApiError::bad_request(format!(
             "the query time range exceeds the limit (query length: {}, limit: {})",
@@ -296,7 +336,7 @@ fn go_duration(ns: i64) -> String {
     }
 }
 
-fn limit(st: &AppState, form: &Form) -> Result<usize, ApiError> {
+fn limit(limits: &Limits, form: &Form) -> Result<usize, ApiError> {
     let limit = match form.get("limit") {
         Some(s) => s.parse::<i64>().map_err(|_| {
             ApiError::bad_request(format!("strconv.Atoi: parsing \"{s}\": invalid syntax"))
@@ -306,7 +346,7 @@ fn limit(st: &AppState, form: &Form) -> Result<usize, ApiError> {
     if limit <= 0 {
         return Err(ApiError::bad_request("limit must be a positive value"));
     }
-    let max = st.cfg.max_entries_limit_per_query as i64;
+    let max = i64::try_from(limits.max_entries_limit_per_query).unwrap_or(i64::MAX);
     if max > 0 && limit > max {
         return Err(ApiError::bad_request(format!(
             "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
