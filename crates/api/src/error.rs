@@ -29,7 +29,7 @@ impl ApiError {
     }
 
     /// Go's `http.Error` appends a newline; the push path and auth use it.
-    fn with_newline(mut self) -> Self {
+    pub(crate) fn with_newline(mut self) -> Self {
         self.newline = true;
         self
     }

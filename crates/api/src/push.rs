@@ -80,7 +80,7 @@ pub(crate) async fn push(
         }
     }
     match validated.errors {
-        Some(msg) => Err(ApiError::bad_request(msg)),
+        Some(msg) => Err(ApiError::bad_request(msg).with_newline()),
         None => Ok(StatusCode::NO_CONTENT),
     }
 }
