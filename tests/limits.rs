@@ -421,3 +421,56 @@ async fn runtime_overrides_are_reloaded_without_restart() {
     let (status, text) = get(&server, "/loki/api/v1/query_range", &query("20")).await;
     assert_eq!(status, 200, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_query_lookback_hides_older_data() {
+    let server = TestServer::start("limits_config:\n  max_query_lookback: 1h\n").await;
+    let now = now_ns();
+    let minute = 60_000_000_000i64;
+    let (status, text) = push(
+        &server,
+        body(&[("a", vec![(now - 120 * minute, "old".into())])]),
+    )
+    .await;
+    assert_eq!(status, 204, "{text}");
+    let (status, text) = push(
+        &server,
+        body(&[("a", vec![(now - 10 * minute, "new".into())])]),
+    )
+    .await;
+    assert_eq!(status, 204, "{text}");
+    let range = |start: i64, end: i64| {
+        vec![
+            ("query", r#"{app="a"}"#.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+        ]
+    };
+    let (status, text) = get(
+        &server,
+        "/loki/api/v1/query_range",
+        &range(now - 180 * minute, now),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("\"new\"") && !text.contains("\"old\""),
+        "{text}"
+    );
+    let (status, text) = get(
+        &server,
+        "/loki/api/v1/query_range",
+        &range(now - 180 * minute, now - 100 * minute),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"result\":[]"), "{text}");
+    let (status, text) = get(
+        &server,
+        "/loki/api/v1/labels",
+        &range(now - 180 * minute, now - 100 * minute),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"data\":[]"), "{text}");
+}

@@ -102,6 +102,21 @@ pub(crate) async fn query_range(
             "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
         ));
     }
+    let Some(start) = lookback_start(&req.limits, start, end) else {
+        // Entirely before max_query_lookback: an empty answer, as Loki gives.
+        return Ok(json_response(match expr {
+            Expr::Log(_) => streams_body(
+                &LogResult {
+                    streams: Vec::new(),
+                    entries_scanned: 0,
+                    bytes_scanned: 0,
+                },
+                categorize(&req.headers),
+                started,
+            ),
+            Expr::Metric(_) => value_body(&QueryValue::Matrix(Vec::new()), started),
+        }));
+    };
     check_query_length(&req.limits, start, end)?;
     match expr {
         Expr::Log(log) => {
@@ -163,6 +178,7 @@ pub(crate) async fn labels(
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
+    let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = optional_selector(&req.form)?;
     let query = st.engine.label_names(req.tenant, matchers, start, end);
     let names = within_timeout(&req.limits, query).await?;
@@ -179,6 +195,7 @@ pub(crate) async fn label_values(
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
+    let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = optional_selector(&req.form)?;
     let query = st
         .engine
@@ -196,6 +213,7 @@ pub(crate) async fn series(
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
+    let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let mut groups = Vec::new();
     for text in req.form.all("match[]").chain(req.form.all("match")) {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
@@ -230,6 +248,7 @@ pub(crate) async fn index_stats(
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
+    let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = selector(query_text(&req.form))?;
     let query = st.engine.stats(req.tenant, matchers, start, end);
     let s = within_timeout(&req.limits, query).await?;
@@ -301,6 +320,17 @@ fn longest_range(expr: &MetricExpr) -> i64 {
         MetricExpr::Parens(inner) => longest_range(inner),
         MetricExpr::Literal(_) | MetricExpr::Vector(_) => 0,
     }
+}
+
+/// `max_query_lookback` (0: none): the start moved up to now − lookback, or `None` when
+/// the whole range is older than that.
+fn lookback_start(limits: &Limits, start: i64, end: i64) -> Option<i64> {
+    let lookback = nanos(limits.max_query_lookback);
+    if lookback == 0 {
+        return Some(start);
+    }
+    let oldest = now_ns().saturating_sub(lookback);
+    (end >= oldest).then_some(start.max(oldest))
 }
 
 fn nanos(d: std::time::Duration) -> i64 {
