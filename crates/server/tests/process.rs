@@ -18,12 +18,16 @@ struct Server {
 impl Server {
     /// Starts `fenrir` on a free port with its data under `dir` and waits for `/ready`.
     fn start(dir: &Path) -> Server {
+        Server::start_with_grace(dir, "5s")
+    }
+
+    fn start_with_grace(dir: &Path, grace: &str) -> Server {
         let port = free_port();
         let config = dir.join("fenrir.yaml");
         std::fs::write(
             &config,
             format!(
-                "server:\n  http_listen_port: {port}\n  graceful_shutdown_timeout: 5s\ncommon:\n  path_prefix: {}\n",
+                "server:\n  http_listen_port: {port}\n  graceful_shutdown_timeout: {grace}\ncommon:\n  path_prefix: {}\n",
                 dir.join("data").display()
             ),
         )
@@ -128,13 +132,21 @@ impl Server {
         body
     }
 
-    /// Sends SIGTERM and waits for the process to end.
-    fn terminate(mut self) -> (ExitStatus, String) {
+    fn send_sigterm(&self) {
         let killed = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(killed.success());
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    fn terminate(self) -> (ExitStatus, String) {
+        self.send_sigterm();
+        self.wait_exit()
+    }
+
+    fn wait_exit(mut self) -> (ExitStatus, String) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -165,6 +177,33 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Reads one HTTP/1.1 response with a `Content-Length` (or none) from a kept-alive
+/// connection; returns the status.
+fn read_response(s: &mut TcpStream) -> u16 {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).expect("read response");
+        assert!(
+            n == 1,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().expect("content-length"));
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("read body");
+    head.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status")
 }
 
 fn free_port() -> u16 {
@@ -284,4 +323,69 @@ fn a_wal_that_cannot_grow_gives_503_and_recovers() {
     assert_eq!(answer.matches(&big).count(), 1);
     let (status, logs) = server.terminate();
     assert!(status.success(), "exit {status}: {logs}");
+}
+
+/// A push whose body is still arriving when SIGTERM comes is finished and stored.
+#[test]
+fn sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let mut conn = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    // One whole request first, so the connection is surely accepted.
+    conn.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    assert_eq!(read_response(&mut conn), 200);
+    let ts = now_ns() - 60_000_000_000;
+    let body = format!(
+        "{{\"streams\":[{{\"stream\":{{\"app\":\"a\"}},\"values\":[[\"{ts}\",\"in flight\"]]}}]}}"
+    );
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    conn.write_all(
+        format!(
+            "POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    conn.write_all(first).expect("write");
+    // Let the server read the headers: the request is in flight.
+    std::thread::sleep(Duration::from_millis(300));
+    server.send_sigterm();
+    std::thread::sleep(Duration::from_millis(300));
+    conn.write_all(rest).expect("write");
+    assert_eq!(read_response(&mut conn), 204, "{}", server.logs());
+    let (status, logs) = server.wait_exit();
+    assert!(status.success(), "exit {status}: {logs}");
+
+    std::fs::remove_dir_all(dir.path().join("data/wal")).expect("remove wal");
+    let server = Server::start(dir.path());
+    assert!(server.query().contains("in flight"));
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "exit {status}: {logs}");
+}
+
+/// A request that never finishes does not hold the server past the grace period.
+#[test]
+fn sigterm_stops_after_the_grace_period() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with_grace(dir.path(), "1s");
+    let mut conn = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    conn.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    assert_eq!(read_response(&mut conn), 200);
+    conn.write_all(
+        b"POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .expect("write");
+    std::thread::sleep(Duration::from_millis(300));
+    server.send_sigterm();
+    let (status, logs) = server.wait_exit();
+    assert!(status.success(), "exit {status}: {logs}");
+    assert!(
+        logs.contains("requests still running after server.graceful_shutdown_timeout"),
+        "{logs}"
+    );
 }
