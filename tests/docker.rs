@@ -125,7 +125,8 @@ fn dashboard_queries_are_valid_logql() {
         }
     }
     assert!(exprs >= 5);
-    assert!(panels
-        .iter()
-        .any(|p| p["targets"][0]["expr"].as_str().unwrap().starts_with("topk(")));
+    assert!(panels.iter().any(|p| p["targets"][0]["expr"]
+        .as_str()
+        .unwrap()
+        .starts_with("topk(")));
 }
