@@ -434,6 +434,27 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// Decompresses one block frame with this thread's reusable zstd context: creating a
+/// context per block costs about as much as decompressing a small block.
+fn decompress(frame: &[u8], raw_len: usize) -> Result<Vec<u8>> {
+    thread_local! {
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let zstd_error = |source| Error::Zstd {
+        op: "decompress",
+        source,
+    };
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match slot.as_mut() {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new().map_err(zstd_error)?),
+        };
+        decompressor.decompress(frame, raw_len).map_err(zstd_error)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,25 +680,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Decompresses one block frame with this thread's reusable zstd context: creating a
-/// context per block costs about as much as decompressing a small block.
-fn decompress(frame: &[u8], raw_len: usize) -> Result<Vec<u8>> {
-    thread_local! {
-        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-            const { std::cell::RefCell::new(None) };
-    }
-    let zstd_error = |source| Error::Zstd {
-        op: "decompress",
-        source,
-    };
-    DECOMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let decompressor = match slot.as_mut() {
-            Some(d) => d,
-            None => slot.insert(zstd::bulk::Decompressor::new().map_err(zstd_error)?),
-        };
-        decompressor.decompress(frame, raw_len).map_err(zstd_error)
-    })
 }
