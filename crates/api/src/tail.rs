@@ -432,3 +432,58 @@ async fn send_message(
     out.push('}');
     socket.send(Message::Text(out.into())).await.is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use fenrir_common::MatchOp;
+
+    use super::*;
+
+    fn batch(app: &str, ts: &[i64]) -> Vec<(LabelSet, Arc<Vec<Entry>>)> {
+        vec![(
+            LabelSet::from_pairs([("app", app)]),
+            Arc::new(ts.iter().map(|t| Entry::new(*t, "line")).collect()),
+        )]
+    }
+
+    #[test]
+    fn slow_sessions_get_dropped_entries_not_memory() {
+        let hub = Arc::new(TailHub::new(TailConfig {
+            queue_batches: 1,
+            ..TailConfig::default()
+        }));
+        let tenant = Tenant::single();
+        let selector = vec![Matcher::new(MatchOp::Eq, "app", "a").unwrap()];
+        let (reg, mut rx) = hub.register(tenant.clone(), selector).unwrap();
+        assert!(hub.wants(&tenant));
+        hub.publish(&tenant, &batch("a", &[1, 2]));
+        hub.publish(&tenant, &batch("b", &[3]));
+        hub.publish(&tenant, &batch("a", &[4, 5]));
+        let queued = rx.try_recv().unwrap();
+        assert_eq!(queued.streams[0].1.len(), 2);
+        assert!(
+            rx.try_recv().is_err(),
+            "the non-matching stream is never queued"
+        );
+        let dropped: Vec<i64> = lock(&reg.sub.dropped).iter().map(|(_, ts)| *ts).collect();
+        assert_eq!(dropped, [4, 5]);
+        drop(reg);
+        assert!(!hub.wants(&tenant));
+    }
+
+    #[test]
+    fn sessions_are_capped() {
+        let hub = Arc::new(TailHub::new(TailConfig {
+            max_sessions: 1,
+            ..TailConfig::default()
+        }));
+        let first = hub.register(Tenant::single(), Vec::new()).unwrap();
+        let err = hub.register(Tenant::single(), Vec::new()).err().unwrap();
+        assert_eq!(
+            err,
+            "max concurrent tail requests limit exceeded, count > limit (2 > 1)"
+        );
+        drop(first);
+        assert!(hub.register(Tenant::single(), Vec::new()).is_ok());
+    }
+}
