@@ -57,6 +57,14 @@ pub(crate) async fn push(
         validated.accepted_entries as u64,
         validated.accepted_bytes as u64,
     );
+    // Live tail sessions get the entries once they are acknowledged.
+    let tail_copy: Option<Vec<_>> = st.tail.wants(&tenant).then(|| {
+        validated
+            .streams
+            .iter()
+            .map(|s| (s.labels.clone(), std::sync::Arc::new(s.entries.clone())))
+            .collect()
+    });
     if !validated.streams.is_empty() {
         let push_limits = push_limits(&limits);
         let stored = store(&st, &tenant, &push_limits, validated.streams, {
@@ -78,6 +86,9 @@ pub(crate) async fn push(
             // The ingester's answer takes precedence over validation errors, as in Loki.
             return Err(ApiError::from_ingest(e));
         }
+    }
+    if let Some(streams) = tail_copy {
+        st.tail.publish(&tenant, &streams);
     }
     match validated.errors {
         Some(msg) => Err(ApiError::bad_request(msg).with_newline()),

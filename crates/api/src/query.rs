@@ -17,7 +17,7 @@ use fenrir_logql::{
 use fenrir_query::{Direction, LogQuery, LogResult};
 
 use crate::json::{push_map, push_str, push_str_array};
-use crate::params::{bounds, now_ns, parse_step, parse_time, Form};
+use crate::params::{bounds, label_bounds, now_ns, parse_step, parse_time, Form};
 use crate::{ApiError, AppState};
 
 const MAX_POINTS: i64 = 11_000;
@@ -32,15 +32,15 @@ pub(crate) fn json_response(mut body: String) -> Response {
         .into_response()
 }
 
-struct Request {
-    tenant: Tenant,
+pub(crate) struct Request {
+    pub(crate) tenant: Tenant,
     /// The tenant's limits as they were when the request arrived.
-    limits: Arc<Limits>,
-    form: Form,
-    headers: HeaderMap,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) form: Form,
+    pub(crate) headers: HeaderMap,
 }
 
-fn request(
+pub(crate) fn request(
     st: &AppState,
     method: &Method,
     query: Option<String>,
@@ -63,7 +63,7 @@ fn query_text(form: &Form) -> &str {
 }
 
 /// A query that must be a plain stream selector.
-fn selector(text: &str) -> Result<Vec<Matcher>, ApiError> {
+pub(crate) fn selector(text: &str) -> Result<Vec<Matcher>, ApiError> {
     match parse_expr(text).map_err(|e| ApiError::bad_request(e.to_string()))? {
         Expr::Log(LogExpr { selector, stages }) if stages.is_empty() => Ok(selector),
         _ => Err(ApiError::bad_request(
@@ -177,7 +177,7 @@ pub(crate) async fn labels(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
-    let (start, end) = bounds(&req.form)?;
+    let (start, end) = label_bounds(&req.form)?;
     let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = optional_selector(&req.form)?;
     let query = st.engine.label_names(req.tenant, matchers, start, end);
@@ -194,7 +194,7 @@ pub(crate) async fn label_values(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
-    let (start, end) = bounds(&req.form)?;
+    let (start, end) = label_bounds(&req.form)?;
     let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = optional_selector(&req.form)?;
     let query = st
@@ -263,7 +263,7 @@ fn parse_query(form: &Form) -> Result<Expr, ApiError> {
 }
 
 /// The optional `query` selector of the label endpoints; none selects every stream.
-fn optional_selector(form: &Form) -> Result<Vec<Matcher>, ApiError> {
+pub(crate) fn optional_selector(form: &Form) -> Result<Vec<Matcher>, ApiError> {
     form.get("query").map_or(Ok(Vec::new()), selector)
 }
 
@@ -337,7 +337,7 @@ fn nanos(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-fn check_query_length(limits: &Limits, start: i64, end: i64) -> Result<(), ApiError> {
+pub(crate) fn check_query_length(limits: &Limits, start: i64, end: i64) -> Result<(), ApiError> {
     let max = nanos(limits.max_query_length);
     if max > 0 && end - start > max {
         return Err(ApiError::bad_request(format!(
@@ -385,7 +385,7 @@ fn limit(limits: &Limits, form: &Form) -> Result<usize, ApiError> {
     Ok(limit as usize)
 }
 
-fn direction(form: &Form) -> Result<Direction, ApiError> {
+pub(crate) fn direction(form: &Form) -> Result<Direction, ApiError> {
     match form
         .get("direction")
         .map(str::to_ascii_lowercase)
