@@ -341,7 +341,7 @@ pub(crate) fn sanitize_label_key(key: &str, out: &mut String) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultLabels {
     /// Stream labels, metadata, parsed labels and the error labels after every stage:
-    /// the stream key of a plain log query.
+    /// the stream key of a plain log query. Empty parsed values are kept.
     pub all: LabelSet,
     /// Categorize-labels `stream`: the original stream labels minus names that metadata or
     /// parsing also set, minus dropped ones.
@@ -388,9 +388,13 @@ impl ResultLabels {
         let all = if metadata.is_empty() && parsed.is_empty() {
             stream.clone()
         } else {
-            let mut pairs = Vec::with_capacity(stream_count + metadata.len() + parsed.len());
-            labels.for_each_effective(|_, k, v| pairs.push((k, v)));
-            LabelSet::from_pairs(pairs)
+            // Parsed labels keep empty values: `| json x="missing"` makes `x=""`, and
+            // Loki shows it in the stream key.
+            let mut builder = LabelSet::empty().to_builder();
+            labels.for_each_effective(|_, k, v| {
+                builder.set(k.to_string(), v.to_string());
+            });
+            builder.build_keep_empty()
         };
         ResultLabels {
             all,
@@ -649,7 +653,7 @@ mod tests {
         );
         assert_eq!(
             r.all.to_string(),
-            r#"{__error__="JSONParserErr", __error_details__="boom", app="api", level="info", trace_id="t"}"#
+            r#"{__error__="JSONParserErr", __error_details__="boom", app="api", level="info", status="", trace_id="t"}"#
         );
         // The next line starts clean.
         l.reset(&[]);

@@ -342,6 +342,53 @@ fn json_and_logfmt_params_create_empty_labels() {
         .parsed
         .contains(&("missing".to_string(), String::new())));
     assert_eq!(labels.all.get("status"), Some("403"));
+    // The stream key of a log query shows the empty label, as Loki does.
+    assert_eq!(labels.all.get("missing"), Some(""));
+    assert_eq!(
+        labels.all.to_string(),
+        r#"{app="api", level="info", missing="", pod="api-1", status="403"}"#
+    );
+
+    // logfmt with parameters: every requested label, "" when missing, but never one
+    // that shadows a stream label.
+    let logfmt_params = |keep_empty: bool, params: &[(&str, &str)]| {
+        Stage::Parser(Parser::Logfmt {
+            strict: false,
+            keep_empty,
+            params: params
+                .iter()
+                .map(|(label, key)| LabelExtraction {
+                    label: (*label).into(),
+                    expression: (*key).into(),
+                })
+                .collect(),
+        })
+    };
+    let (_, labels) = run(
+        vec![logfmt_params(
+            false,
+            &[("msg", "msg"), ("dur", "duration"), ("pod", "pod")],
+        )],
+        "a=b=c level=warn",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        labels.all.to_string(),
+        r#"{app="api", dur="", level="info", msg="", pod="api-1"}"#
+    );
+
+    // --keep-empty: bare keys and `k=` become "" labels; without it they are dropped.
+    let (_, labels) = run(vec![logfmt_params(true, &[])], "flag empty= x=1", &[]).unwrap();
+    assert_eq!(
+        labels.all.to_string(),
+        r#"{app="api", empty="", flag="", level="info", pod="api-1", x="1"}"#
+    );
+    let (_, labels) = run(vec![logfmt()], "flag empty= x=1", &[]).unwrap();
+    assert_eq!(
+        labels.all.to_string(),
+        r#"{app="api", level="info", pod="api-1", x="1"}"#
+    );
 }
 
 #[test]
