@@ -360,4 +360,6 @@ impl StreamPipeline<'_> {
 }
 
 #[cfg(test)]
+mod spec_tests;
+#[cfg(test)]
 mod tests;
