@@ -15,6 +15,8 @@ mod vector;
 #[cfg(test)]
 mod conformance_tests;
 #[cfg(test)]
+mod spec_tests;
+#[cfg(test)]
 mod test_support;
 
 use std::collections::HashMap;
