@@ -193,6 +193,26 @@ fn range_aggregations_t1_t2() {
                 60,
                 &[r#"{app="api", pod="p2"}=5"#],
             ),
+            // §2.6: a parsed empty value is a label of the series (Loki's classic engine
+            // keeps it), through grouping too.
+            (
+                r#"count_over_time({app="api", pod="p2"} | logfmt x="nope", v [1m])"#,
+                60,
+                &[
+                    r#"{app="api", pod="p2", v="10", x=""}=1"#,
+                    r#"{app="api", pod="p2", v="20", x=""}=1"#,
+                ],
+            ),
+            (
+                r#"sum by (x) (count_over_time({app="api"} | logfmt x="nope" [1m]))"#,
+                60,
+                &[r#"{x=""}=6"#],
+            ),
+            (
+                r#"sum without (pod) (count_over_time({app="api", pod="p2"} | logfmt x="nope" [1m]))"#,
+                60,
+                &[r#"{app="api", x=""}=2"#],
+            ),
             // §2.8: absent_over_time labels come from equality matchers only, and a
             // name that also has another matcher is removed.
             (
