@@ -4,7 +4,7 @@ use std::sync::Arc;
 use crate::{write_go_quoted, Fingerprint};
 
 /// A label set: pairs sorted by name, names unique, no empty values (except in sets made
-/// by [`LabelsBuilder::build_keep_empty`], which only log-pipeline results use).
+/// by [`LabelsBuilder::build_keep_empty`], which only LogQL results use).
 ///
 /// Cheap to clone. Its `Display` is Loki's canonical form, `{a="1", b="2"}`, which is
 /// the stream's identity; [`LabelSet::fingerprint`] hashes exactly that identity.
@@ -154,9 +154,9 @@ impl LabelsBuilder {
         self.build_keep_empty()
     }
 
-    /// Like [`LabelsBuilder::build`] but keeps empty values. Only for the labels of log
-    /// pipeline results, where a parsed `x=""` differs from a missing `x` (Loki shows
-    /// it); stream labels are always built with [`LabelsBuilder::build`], so an empty
+    /// Like [`LabelsBuilder::build`] but keeps empty values. Only for LogQL results (log
+    /// streams and metric series), where a parsed `x=""` differs from a missing `x`
+    /// (Loki shows it); stream labels are always built with [`LabelsBuilder::build`], so an empty
     /// stream label is never stored.
     pub fn build_keep_empty(mut self) -> LabelSet {
         self.pairs.sort_by(|a, b| a.0.cmp(&b.0));
