@@ -44,6 +44,14 @@ pub(crate) async fn push(
         validated.accepted_entries as u64,
         validated.accepted_bytes as u64,
     );
+    // Live tail sessions get the entries once they are acknowledged.
+    let tail_copy: Option<Vec<_>> = st.tail.wants(&tenant).then(|| {
+        validated
+            .streams
+            .iter()
+            .map(|s| (s.labels.clone(), std::sync::Arc::new(s.entries.clone())))
+            .collect()
+    });
     if !validated.streams.is_empty() {
         st.ingester
             .push(
@@ -56,6 +64,9 @@ pub(crate) async fn push(
             )
             .await
             .map_err(ApiError::from_ingest)?;
+    }
+    if let Some(streams) = tail_copy {
+        st.tail.publish(&tenant, &streams);
     }
     match validated.errors {
         Some(msg) => Err(ApiError::bad_request(msg)),

@@ -14,7 +14,7 @@ use fenrir_logql::{
 use fenrir_query::{Direction, LogQuery, LogResult};
 
 use crate::json::{push_map, push_str, push_str_array};
-use crate::params::{bounds, now_ns, parse_step, parse_time, Form};
+use crate::params::{bounds, label_bounds, now_ns, parse_step, parse_time, Form};
 use crate::{ApiError, AppState};
 
 const MAX_POINTS: i64 = 11_000;
@@ -29,13 +29,13 @@ pub(crate) fn json_response(mut body: String) -> Response {
         .into_response()
 }
 
-struct Request {
-    tenant: Tenant,
-    form: Form,
-    headers: HeaderMap,
+pub(crate) struct Request {
+    pub(crate) tenant: Tenant,
+    pub(crate) form: Form,
+    pub(crate) headers: HeaderMap,
 }
 
-fn request(
+pub(crate) fn request(
     st: &AppState,
     method: &Method,
     query: Option<String>,
@@ -56,7 +56,7 @@ fn query_text(form: &Form) -> &str {
 }
 
 /// A query that must be a plain stream selector.
-fn selector(text: &str) -> Result<Vec<Matcher>, ApiError> {
+pub(crate) fn selector(text: &str) -> Result<Vec<Matcher>, ApiError> {
     match parse_expr(text).map_err(|e| ApiError::bad_request(e.to_string()))? {
         Expr::Log(LogExpr { selector, stages }) if stages.is_empty() => Ok(selector),
         _ => Err(ApiError::bad_request(
@@ -156,7 +156,7 @@ pub(crate) async fn labels(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
-    let (start, end) = bounds(&req.form)?;
+    let (start, end) = label_bounds(&req.form)?;
     let matchers = optional_selector(&req.form)?;
     let names = st
         .engine
@@ -175,7 +175,7 @@ pub(crate) async fn label_values(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
-    let (start, end) = bounds(&req.form)?;
+    let (start, end) = label_bounds(&req.form)?;
     let matchers = optional_selector(&req.form)?;
     let values = st
         .engine
@@ -248,7 +248,7 @@ fn parse_query(form: &Form) -> Result<Expr, ApiError> {
 }
 
 /// The optional `query` selector of the label endpoints; none selects every stream.
-fn optional_selector(form: &Form) -> Result<Vec<Matcher>, ApiError> {
+pub(crate) fn optional_selector(form: &Form) -> Result<Vec<Matcher>, ApiError> {
     form.get("query").map_or(Ok(Vec::new()), selector)
 }
 
@@ -267,7 +267,7 @@ async fn run_metric(
     Ok(json_response(value_body(&value, &params, started)))
 }
 
-fn check_query_length(st: &AppState, start: i64, end: i64) -> Result<(), ApiError> {
+pub(crate) fn check_query_length(st: &AppState, start: i64, end: i64) -> Result<(), ApiError> {
     let max = st.cfg.max_query_length;
     if max > 0 && end - start > max {
         return Err(ApiError::bad_request(format!(
@@ -315,7 +315,7 @@ fn limit(st: &AppState, form: &Form) -> Result<usize, ApiError> {
     Ok(limit as usize)
 }
 
-fn direction(form: &Form) -> Result<Direction, ApiError> {
+pub(crate) fn direction(form: &Form) -> Result<Direction, ApiError> {
     match form
         .get("direction")
         .map(str::to_ascii_lowercase)

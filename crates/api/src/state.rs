@@ -5,6 +5,7 @@ use fenrir_query::Engine;
 use std::sync::Arc;
 
 use crate::metrics::Metrics;
+use crate::tail::{TailConfig, TailHub};
 use crate::ApiError;
 
 /// Settings the HTTP layer enforces.
@@ -34,6 +35,7 @@ pub struct AppState {
     pub(crate) engine: Engine,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ready: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) tail: Arc<TailHub>,
 }
 
 impl AppState {
@@ -45,7 +47,14 @@ impl AppState {
             engine,
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            tail: Arc::new(TailHub::new(TailConfig::default())),
         }
+    }
+
+    /// Replaces the live-tail limits (defaults: Loki's).
+    pub fn with_tail_config(mut self, cfg: TailConfig) -> Self {
+        self.tail = Arc::new(TailHub::new(cfg));
+        self
     }
 
     /// The request's tenant: `X-Scope-OrgID` when auth is on, `fake` otherwise.
