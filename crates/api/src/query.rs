@@ -114,7 +114,11 @@ pub(crate) async fn query_range(
                 categorize(&req.headers),
                 started,
             ),
-            Expr::Metric(_) => value_body(&QueryValue::Matrix(Vec::new()), started),
+            Expr::Metric(_) => value_body(
+                &QueryValue::Matrix(Vec::new()),
+                &EvalParams::range(start, end, step, 0),
+                started,
+            ),
         }));
     };
     check_query_length(&req.limits, start, end)?;
@@ -276,7 +280,7 @@ async fn run_metric(
 ) -> Result<Response, ApiError> {
     let query = st.engine.query_metric(req.tenant.clone(), expr, params);
     let value = within_timeout(&req.limits, query).await?;
-    Ok(json_response(value_body(&value, started)))
+    Ok(json_response(value_body(&value, &params, started)))
 }
 
 /// Runs a query under the tenant's `query_timeout` (0: none); past it the client gets
@@ -501,7 +505,16 @@ fn push_point(out: &mut String, ts_ms: i64, v: f64) {
     out.push_str("\"]");
 }
 
-fn value_body(value: &QueryValue, started: Instant) -> String {
+/// The timestamp Loki 3.4.6 writes for the scalar answer of an instant query: the
+/// evaluation time in nanoseconds multiplied by 1000 in wrapping int64 arithmetic, then
+/// divided by 1e6 and written as an integer. It is Loki's quirk, not a meaningful time
+/// (`1720342800000000000` gives `4795601145011`); we copy it because it is what Grafana's
+/// data source "Save & test" receives, and Grafana ignores the value.
+fn loki_scalar_timestamp(time_ns: i64) -> i64 {
+    time_ns.wrapping_mul(1000) / 1_000_000
+}
+
+fn value_body(value: &QueryValue, params: &EvalParams, started: Instant) -> String {
     let mut out = String::from("{\"status\":\"success\",\"data\":{\"resultType\":");
     match value {
         QueryValue::Matrix(series) => {
@@ -537,6 +550,13 @@ fn value_body(value: &QueryValue, started: Instant) -> String {
             }
             out.push(']');
         }
+        QueryValue::Scalar { value, .. } if params.instant => {
+            out.push_str("\"scalar\",\"result\":[");
+            out.push_str(&loki_scalar_timestamp(params.start).to_string());
+            out.push_str(",\"");
+            out.push_str(&format_sample_value(*value));
+            out.push_str("\"]");
+        }
         QueryValue::Scalar { ts_ms, value } => {
             out.push_str("\"scalar\",\"result\":");
             push_point(&mut out, *ts_ms, *value);
@@ -546,4 +566,32 @@ fn value_body(value: &QueryValue, started: Instant) -> String {
     stats_json(&mut out, 0, 0, 0, started);
     out.push_str("}}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instant_scalar_timestamp_copies_lokis_wrapping_quirk() {
+        assert_eq!(
+            loki_scalar_timestamp(1_720_342_800_000_000_000),
+            4_795_601_145_011
+        );
+        let params = EvalParams::instant(1_720_342_800_000_000_000, 0);
+        let body = value_body(
+            &QueryValue::Scalar {
+                ts_ms: 1_720_342_800_000,
+                value: 19.0,
+            },
+            &params,
+            Instant::now(),
+        );
+        assert!(
+            body.starts_with(
+                r#"{"status":"success","data":{"resultType":"scalar","result":[4795601145011,"19"],"stats":"#
+            ),
+            "{body}"
+        );
+    }
 }
