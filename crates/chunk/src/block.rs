@@ -47,7 +47,13 @@ pub(crate) struct BlockBuilder {
 }
 
 impl BlockBuilder {
-    pub(crate) fn push(&mut self, ts: i64, line: &str, structured_metadata: &[(String, String)]) {
+    /// Appends an entry; returns the bytes of its metadata names and values.
+    pub(crate) fn push<'a>(
+        &mut self,
+        ts: i64,
+        line: &str,
+        structured_metadata: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    ) -> usize {
         if self.entries == 0 {
             self.min_ts = ts;
             self.max_ts = ts;
@@ -63,13 +69,16 @@ impl BlockBuilder {
         put_uvarint(&mut self.len_column, line.len() as u64);
         self.lines.extend_from_slice(line.as_bytes());
         put_uvarint(&mut self.metadata_column, structured_metadata.len() as u64);
+        let mut metadata_bytes = 0;
         for (name, value) in structured_metadata {
             self.has_metadata = true;
             put_uvarint(&mut self.metadata_column, name.len() as u64);
             put_uvarint(&mut self.metadata_column, value.len() as u64);
             self.metadata_text.extend_from_slice(name.as_bytes());
             self.metadata_text.extend_from_slice(value.as_bytes());
+            metadata_bytes += name.len() + value.len();
         }
+        metadata_bytes
     }
 
     pub(crate) fn entries(&self) -> u32 {
@@ -485,7 +494,7 @@ mod tests {
     fn build(entries: &[TestEntry<'_>]) -> (SealedBlock, Expected) {
         let mut b = BlockBuilder::default();
         for (ts, line, md) in entries {
-            b.push(*ts, line, md);
+            b.push(*ts, line, md.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         }
         let sealed = b.seal();
         let expected = Expected {

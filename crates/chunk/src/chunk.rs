@@ -110,17 +110,28 @@ impl ChunkBuilder {
     /// (In release builds out-of-order entries are still stored and read back exactly, but
     /// readers that merge by time assume order.)
     pub fn push(&mut self, ts: i64, line: &str, structured_metadata: &[(String, String)]) {
+        self.push_entry(
+            ts,
+            line,
+            structured_metadata
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+    }
+
+    /// [`ChunkBuilder::push`] with the metadata pairs borrowed from wherever they live.
+    pub fn push_entry<'a, I>(&mut self, ts: i64, line: &str, structured_metadata: I)
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: ExactSizeIterator,
+    {
         debug_assert!(
             self.entries == 0 || ts >= self.max_ts,
             "chunk entries must be pushed in time order"
         );
-        self.current.push(ts, line, structured_metadata);
+        let metadata_bytes = self.current.push(ts, line, structured_metadata.into_iter());
         self.entries += 1;
-        self.raw_bytes += line.len()
-            + structured_metadata
-                .iter()
-                .map(|(n, v)| n.len() + v.len())
-                .sum::<usize>();
+        self.raw_bytes += line.len() + metadata_bytes;
         self.min_ts = self.min_ts.min(ts);
         self.max_ts = self.max_ts.max(ts);
         if self.current.encoded_len() >= self.block_target_raw {
@@ -165,17 +176,7 @@ impl ChunkBuilder {
         };
 
         let mut out = Vec::with_capacity(HEADER_LEN + self.raw_bytes / 4);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&[VERSION, 0, 0, 0]);
-        put_u64(&mut out, meta.fingerprint);
-        put_i64(&mut out, meta.min_ts);
-        put_i64(&mut out, meta.max_ts);
-        put_u32(&mut out, meta.entries);
-        put_u32(&mut out, self.sealed.len() as u32);
-        put_u64(&mut out, meta.raw_bytes);
-        let header_crc = crc(&out);
-        put_u32(&mut out, header_crc);
-        debug_assert_eq!(out.len(), HEADER_LEN);
+        put_header(&mut out, &meta, self.sealed.len());
 
         let mut compressor =
             zstd::bulk::Compressor::new(zstd_level).map_err(|source| Error::Zstd {
@@ -197,23 +198,120 @@ impl ChunkBuilder {
                     op: "compress",
                     source,
                 })?;
-            put_u64(&mut directory, out.len() as u64);
-            // Both fit: raw is capped at 64 MiB and zstd's bound is barely above its input.
-            put_u32(&mut directory, (frame.len() + BLOCK_CRC_LEN) as u32);
-            put_u32(&mut directory, block.raw.len() as u32);
-            put_i64(&mut directory, block.min_ts);
-            put_i64(&mut directory, block.max_ts);
-            put_u32(&mut directory, block.entries);
-            put_u32(&mut directory, 0); // no extension sections yet
+            put_dir_entry(
+                &mut directory,
+                &BlockMeta {
+                    offset: out.len() as u64,
+                    // Both fit: raw is capped at 64 MiB and zstd's bound is barely above its
+                    // input.
+                    len: (frame.len() + BLOCK_CRC_LEN) as u32,
+                    raw_len: block.raw.len() as u32,
+                    min_ts: block.min_ts,
+                    max_ts: block.max_ts,
+                    entries: block.entries,
+                },
+            );
             out.extend_from_slice(&frame);
             put_u32(&mut out, crc(&frame));
         }
-        out.extend_from_slice(&directory);
-        put_u32(&mut out, directory.len() as u32);
-        put_u32(&mut out, crc(&directory));
-        out.extend_from_slice(&MAGIC);
+        put_directory_and_footer(&mut out, &directory);
         Ok(EncodedChunk { bytes: out, meta })
     }
+}
+
+impl EncodedChunk {
+    /// Joins chunks of one stream into one chunk by copying their compressed blocks as they
+    /// are: no decompression, no recompression. Each part must hold the same fingerprint and
+    /// start at or after the previous part's last timestamp, so the result stays in time
+    /// order.
+    pub fn concat(parts: &[&EncodedChunk]) -> Result<EncodedChunk> {
+        let readers = parts
+            .iter()
+            .map(|p| ChunkReader::open(&p.bytes))
+            .collect::<Result<Vec<_>>>()?;
+        let first = readers.first().ok_or(Error::EmptyChunk)?.meta();
+        let mut entries = 0u64;
+        let mut raw_bytes = 0u64;
+        let mut blocks = 0usize;
+        let mut stored = 0usize;
+        let mut prev_max = i64::MIN;
+        for r in &readers {
+            let m = r.meta();
+            if m.fingerprint != first.fingerprint {
+                return Err(Error::Concat("parts of different streams"));
+            }
+            if m.min_ts < prev_max {
+                return Err(Error::Concat("parts overlap or are out of time order"));
+            }
+            prev_max = m.max_ts;
+            entries += u64::from(m.entries);
+            raw_bytes += m.raw_bytes;
+            blocks += r.blocks().len();
+            stored += r.blocks().iter().map(|b| b.len as usize).sum::<usize>();
+        }
+        let entries = u32::try_from(entries).map_err(|_| Error::TooLarge {
+            what: "chunk entry count",
+            len: entries,
+            limit: u64::from(u32::MAX),
+        })?;
+        let meta = ChunkMeta {
+            fingerprint: first.fingerprint,
+            min_ts: first.min_ts,
+            max_ts: prev_max,
+            entries,
+            raw_bytes,
+        };
+        let mut out =
+            Vec::with_capacity(HEADER_LEN + stored + blocks * DIR_ENTRY_MIN_LEN + FOOTER_LEN);
+        put_header(&mut out, &meta, blocks);
+        let mut directory = Vec::with_capacity(blocks * DIR_ENTRY_MIN_LEN);
+        for r in &readers {
+            for b in r.blocks() {
+                let start = b.offset as usize;
+                put_dir_entry(
+                    &mut directory,
+                    &BlockMeta {
+                        offset: out.len() as u64,
+                        ..*b
+                    },
+                );
+                // In bounds: `ChunkReader::open` checked every block against the chunk.
+                out.extend_from_slice(&r.bytes[start..start + b.len as usize]);
+            }
+        }
+        put_directory_and_footer(&mut out, &directory);
+        Ok(EncodedChunk { bytes: out, meta })
+    }
+}
+
+fn put_header(out: &mut Vec<u8>, meta: &ChunkMeta, blocks: usize) {
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&[VERSION, 0, 0, 0]);
+    put_u64(out, meta.fingerprint);
+    put_i64(out, meta.min_ts);
+    put_i64(out, meta.max_ts);
+    put_u32(out, meta.entries);
+    put_u32(out, blocks as u32);
+    put_u64(out, meta.raw_bytes);
+    let header_crc = crc(&out[out.len() - (HEADER_LEN - 4)..]);
+    put_u32(out, header_crc);
+}
+
+fn put_dir_entry(directory: &mut Vec<u8>, b: &BlockMeta) {
+    put_u64(directory, b.offset);
+    put_u32(directory, b.len);
+    put_u32(directory, b.raw_len);
+    put_i64(directory, b.min_ts);
+    put_i64(directory, b.max_ts);
+    put_u32(directory, b.entries);
+    put_u32(directory, 0); // no extension sections yet
+}
+
+fn put_directory_and_footer(out: &mut Vec<u8>, directory: &[u8]) {
+    out.extend_from_slice(directory);
+    put_u32(out, directory.len() as u32);
+    put_u32(out, crc(directory));
+    out.extend_from_slice(&MAGIC);
 }
 
 /// Reads a chunk. Opening validates the header and directory; blocks are decoded on demand.
@@ -537,6 +635,47 @@ mod tests {
         b.push(1, "abc", &[("k".into(), "vv".into())]);
         b.push(2, "", &[]);
         assert_eq!((b.len(), b.raw_bytes()), (2, 6));
+    }
+
+    #[test]
+    fn concat_copies_blocks_into_one_chunk() {
+        let entries = sample();
+        let parts: Vec<EncodedChunk> = [&entries[..7], &entries[7..8], &entries[8..]]
+            .iter()
+            .map(|part| encode(part, 64))
+            .collect();
+        let refs: Vec<&EncodedChunk> = parts.iter().collect();
+        let joined = EncodedChunk::concat(&refs).unwrap();
+        let whole = encode(&entries, 64);
+        assert_eq!(joined.meta, whole.meta);
+        assert_eq!(decode_all(&joined.bytes).unwrap(), entries);
+        let reader = ChunkReader::open(&joined.bytes).unwrap();
+        let part_blocks: usize = parts
+            .iter()
+            .map(|p| ChunkReader::open(&p.bytes).unwrap().blocks().len())
+            .sum();
+        assert_eq!(reader.blocks().len(), part_blocks);
+        assert_eq!(
+            EncodedChunk::concat(&refs[..1]).unwrap().bytes,
+            parts[0].bytes
+        );
+
+        assert!(matches!(EncodedChunk::concat(&[]), Err(Error::EmptyChunk)));
+        let backwards = [refs[2], refs[0]];
+        assert!(matches!(
+            EncodedChunk::concat(&backwards),
+            Err(Error::Concat(_))
+        ));
+        let mut other = ChunkBuilder::new(&LabelSet::from_pairs([("app", "other")]), 64);
+        other.push(i64::MAX, "x", &[]);
+        let other = other.finish(1).unwrap();
+        assert!(matches!(
+            EncodedChunk::concat(&[refs[0], &other]),
+            Err(Error::Concat(_))
+        ));
+        let mut broken = parts[1].clone();
+        broken.bytes[10] ^= 1;
+        assert!(EncodedChunk::concat(&[refs[0], &broken]).is_err());
     }
 
     #[test]

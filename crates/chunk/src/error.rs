@@ -63,6 +63,9 @@ pub enum Error {
         /// Number of blocks in the chunk.
         blocks: usize,
     },
+    /// Chunks given to `EncodedChunk::concat` are not of one stream in time order.
+    #[error("cannot concatenate chunks: {0}")]
+    Concat(&'static str),
     /// A chunk must hold at least one entry.
     #[error("chunk has no entries")]
     EmptyChunk,

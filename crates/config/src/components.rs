@@ -35,6 +35,10 @@ section! {
         /// out-of-order entries may be (`max_chunk_age / 2`).
         #[serde(with = "duration_serde")]
         max_chunk_age: Duration = Duration::from_secs(2 * 3600),
+        /// Fenrir only: memory that heads and unflushed chunks may hold before the largest
+        /// are sealed, flushed or compressed early (0: no budget).
+        #[serde(with = "bytes_serde")]
+        memory_budget: u64 = 64 << 20,
         /// Per-stream errors listed in a push error response.
         max_returned_stream_errors: usize = 10,
         /// Write-ahead log.

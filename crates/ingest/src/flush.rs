@@ -97,7 +97,8 @@ impl Ingester {
                 !(s.is_empty() && now.duration_since(s.last_append) >= cfg.chunk_idle_period)
             });
         }
-        let due = force
+        let due = self.inner.budget.take_flush_request()
+            || force
             || sealed_bytes >= cfg.flush_sealed_bytes
             || now.duration_since(oldest_sealed) >= cfg.flush_sealed_age;
         Ok((due && !pending.is_empty()).then_some(pending))
@@ -139,7 +140,7 @@ impl Ingester {
         let map = read(&map);
         for (labels, chunk) in chunks {
             if let Some(st) = map.get(&labels.fingerprint()) {
-                lock(st).sealed.retain(|s| !Arc::ptr_eq(&s.chunk, chunk));
+                lock(st).forget_sealed(chunk);
             }
         }
     }

@@ -10,14 +10,19 @@ use fenrir_index::Index;
 use fenrir_storage::ObjectStore;
 use fenrir_wal::{Wal, WalOptions};
 
+use crate::budget::Budget;
 use crate::limits::{
     per_stream_rate_reason, rate_limited_message, refused_entries_message, stream_limit_message,
     too_far_behind_reason, DiscardReason, Discarded, PushLimits, Refused,
 };
 use crate::rate::{RateLimiters, TokenBucket};
 use crate::record::{self, RecordStream};
-use crate::stream::{entry_bytes, SealPolicy, Stream};
+use crate::stream::{entry_bytes, MemoryGauge, SealPolicy, Stream};
 use crate::{Error, Result};
+
+/// The default of [`IngestConfig::memory_budget`]: room for a 256 KiB open block in each
+/// of 100 busy streams plus their compressed data, small enough for a 100 MB process.
+pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
 
 /// How the write path behaves; the server fills it from Loki's `ingester` keys.
 #[derive(Debug, Clone)]
@@ -44,6 +49,9 @@ pub struct IngestConfig {
     pub flush_sealed_age: Duration,
     /// Entries older than the stream's newest minus this are refused (Loki: max_chunk_age/2).
     pub out_of_order_window: Duration,
+    /// Bytes that heads and unflushed chunks may hold in memory before the largest are
+    /// sealed, flushed or compressed early (`memory_budget`; 0: no budget).
+    pub memory_budget: usize,
 }
 
 impl IngestConfig {
@@ -61,6 +69,7 @@ impl IngestConfig {
             flush_sealed_bytes: 16 << 20,
             flush_sealed_age: Duration::from_secs(60),
             out_of_order_window: Duration::from_secs(3600),
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         }
     }
 
@@ -81,9 +90,10 @@ pub type RecentChunk = Arc<EncodedChunk>;
 pub struct RecentStream {
     /// The stream's labels.
     pub labels: LabelSet,
-    /// Sealed chunks not yet in the object store.
+    /// Chunks not yet in the object store: sealed ones and the compressed blocks of the
+    /// head.
     pub chunks: Vec<RecentChunk>,
-    /// Head entries with `start <= ts < end`, sorted by timestamp.
+    /// Entries of the head's open block with `start <= ts < end`, sorted by timestamp.
     pub head: Vec<Entry>,
 }
 
@@ -109,6 +119,9 @@ pub(crate) struct Inner {
     tenant_rates: RateLimiters<Tenant>,
     /// Per-stream rate limiters.
     stream_rates: RateLimiters<(Tenant, Fingerprint)>,
+    /// Memory held by all streams, and what the budget does about it.
+    pub(crate) gauge: Arc<MemoryGauge>,
+    pub(crate) budget: Budget,
 }
 
 impl std::fmt::Debug for Ingester {
@@ -136,6 +149,8 @@ impl Ingester {
                 next_object_id: AtomicU64::new(0),
                 tenant_rates: RateLimiters::new(),
                 stream_rates: RateLimiters::new(),
+                gauge: Arc::default(),
+                budget: Budget::default(),
             }),
         };
         let mut entries = 0usize;
@@ -147,6 +162,7 @@ impl Ingester {
                         entries += s.entries.len();
                         ingester.apply(&tenant, s.labels, s.entries, rec.segment)?;
                     }
+                    ingester.relieve_memory()?;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, segment = rec.segment, "skipping undecodable wal record")
@@ -189,7 +205,7 @@ impl Ingester {
                 for s in accepted {
                     this.apply(&tenant2, s.labels, s.entries, segment)?;
                 }
-                Ok::<_, Error>(())
+                this.relieve_memory()
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
@@ -254,9 +270,13 @@ impl Ingester {
         }
         let stream = write(&map)
             .entry(fp)
-            .or_insert_with(|| Arc::new(Mutex::new(Stream::new(labels.clone()))))
+            .or_insert_with(|| Arc::new(Mutex::new(self.new_stream(labels))))
             .clone();
         stream
+    }
+
+    fn new_stream(&self, labels: &LabelSet) -> Stream {
+        Stream::new(labels.clone(), self.inner.gauge.clone())
     }
 
     fn apply(
@@ -290,7 +310,8 @@ impl Ingester {
         for (labels, entries) in streams {
             let fp = labels.fingerprint();
             let total = entries.len();
-            let Some(stream) = admit_stream(&map, &labels, fp, limits.max_streams) else {
+            let new_stream = || self.new_stream(&labels);
+            let Some(stream) = admit_stream(&map, new_stream, fp, limits.max_streams) else {
                 tracing::debug!(tenant = %tenant, stream = %labels, "active stream limit exceeded");
                 for e in &entries {
                     discarded.add(DiscardReason::StreamLimit, entry_bytes(e));
@@ -361,22 +382,17 @@ impl Ingester {
             if !matchers.iter().all(|m| m.matches_labels(&s.labels)) {
                 continue;
             }
-            let chunks: Vec<_> = s
+            let mut chunks: Vec<_> = s
                 .sealed
                 .iter()
                 .filter(|c| c.chunk.meta.min_ts < end && c.chunk.meta.max_ts >= start)
                 .map(|c| c.chunk.clone())
                 .collect();
-            let mut head: Vec<Entry> = s
-                .head
-                .iter()
-                .filter(|e| e.ts >= start && e.ts < end)
-                .cloned()
-                .collect();
+            chunks.extend(s.head_parts(start, end));
+            let head = s.open_entries(start, end);
             if chunks.is_empty() && head.is_empty() {
                 continue;
             }
-            head.sort_by_key(|e| e.ts);
             out.push(RecentStream {
                 labels: s.labels.clone(),
                 chunks,
@@ -384,6 +400,11 @@ impl Ingester {
             });
         }
         out
+    }
+
+    /// Bytes held in memory by heads and unflushed chunks (what the memory budget counts).
+    pub fn memory_bytes(&self) -> usize {
+        self.inner.gauge.get()
     }
 
     /// The label index this ingester writes to.
@@ -452,7 +473,7 @@ impl Drop for InflightGuard {
 /// active streams (0: no limit).
 fn admit_stream(
     map: &RwLock<StreamMap>,
-    labels: &LabelSet,
+    new_stream: impl FnOnce() -> Stream,
     fp: Fingerprint,
     max_streams: usize,
 ) -> Option<Arc<Mutex<Stream>>> {
@@ -468,7 +489,7 @@ fn admit_stream(
     }
     Some(
         map.entry(fp)
-            .or_insert_with(|| Arc::new(Mutex::new(Stream::new(labels.clone()))))
+            .or_insert_with(|| Arc::new(Mutex::new(new_stream())))
             .clone(),
     )
 }

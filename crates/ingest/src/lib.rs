@@ -12,6 +12,7 @@
 //! ingestion rate ([`Ingester::check_ingestion_rate`], whole request), active streams
 //! and the per-stream rate ([`Ingester::push_with_limits`], per stream and entry).
 
+mod budget;
 mod error;
 mod flush;
 mod ingester;
@@ -23,6 +24,6 @@ mod stream;
 
 pub use error::{Error, ErrorKind, Result};
 pub use flush::FlushStats;
-pub use ingester::{IngestConfig, Ingester, RecentChunk, RecentStream};
+pub use ingester::{IngestConfig, Ingester, RecentChunk, RecentStream, DEFAULT_MEMORY_BUDGET};
 pub use limits::{DiscardReason, Discarded, PushLimits, Refused};
 pub use rebuild::rebuild_index;

@@ -117,3 +117,69 @@ async fn entries_too_far_behind_are_refused_with_lokis_message() {
     );
     ing.shutdown_wal();
 }
+
+/// Memory stays near the budget however much is pushed: the push that goes over it seals
+/// and flushes the largest heads early, and nothing is lost on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_budget_flushes_early_and_loses_nothing() {
+    const BUDGET: usize = 256 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(fenrir_storage::InMemoryStore::new());
+    let mut cfg = IngestConfig::with_wal_dir(dir.path().join("wal"));
+    cfg.block_bytes = 8 << 10;
+    cfg.memory_budget = BUDGET;
+    let ing = Ingester::open(cfg, Index::temporary().unwrap(), store.clone()).unwrap();
+    let tenant = Tenant::new("t1").unwrap();
+    let (streams, per_push, pushes) = (20i64, 200i64, 80i64);
+    let mut peak = 0;
+    for round in 0..pushes {
+        let batch = (0..streams)
+            .map(|s| {
+                let labels = LabelSet::from_pairs([("app", "api"), ("pod", &format!("p{s}"))]);
+                let lines = (round * per_push..(round + 1) * per_push)
+                    .map(|n| {
+                        // Poorly compressible, like request ids.
+                        let id = xxhash_rust::xxh3::xxh3_64(&n.to_le_bytes());
+                        Entry::new(n, format!("{{\"n\":{n},\"s\":{s},\"id\":\"{id:016x}\"}}"))
+                    })
+                    .collect();
+                (labels, lines)
+            })
+            .collect();
+        ing.push(&tenant, batch).await.unwrap();
+        peak = peak.max(ing.memory_bytes());
+    }
+    // The early flushes run in the background.
+    let mut waited = 0;
+    while store.list("t1/").await.unwrap().is_empty() && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(waited < 100, "the budget flushed before any explicit flush");
+    ing.flush_all().await.unwrap();
+    assert_eq!(ing.memory_bytes(), 0);
+    let stored_bytes: u64 = store
+        .list("t1/")
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.size)
+        .sum();
+    assert!(
+        stored_bytes as usize > 12 * BUDGET && peak < 3 * BUDGET,
+        "peak {peak} bytes in memory for {stored_bytes} bytes stored"
+    );
+    let all = Matcher::new(MatchOp::Eq, "app", "api").unwrap();
+    let series = ing
+        .index()
+        .series(&tenant, std::slice::from_ref(&all), 0, i64::MAX)
+        .unwrap();
+    assert_eq!(series.len(), streams as usize);
+    let mut stored = 0;
+    for (fp, _) in series {
+        let refs = ing.index().chunks(&tenant, fp, 0, i64::MAX).unwrap();
+        stored += refs.iter().map(|r| i64::from(r.entries)).sum::<i64>();
+    }
+    assert_eq!(stored, streams * per_push * pushes);
+    ing.shutdown_wal();
+}

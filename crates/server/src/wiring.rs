@@ -46,6 +46,7 @@ pub(crate) fn ingest_config(config: &Config) -> IngestConfig {
     c.chunk_idle_period = ing.chunk_idle_period;
     c.flush_check_period = ing.flush_check_period;
     c.out_of_order_window = ing.max_chunk_age / 2;
+    c.memory_budget = usize::try_from(ing.memory_budget).unwrap_or(usize::MAX);
     c
 }
 

@@ -1,0 +1,134 @@
+//! The memory budget of the write path: open blocks, compressed head parts and sealed chunks
+//! of every stream together. Without it memory grows with the data held until the flush
+//! tick; with it, the push that goes over the budget makes room, cheapest first:
+//! 1. sealed chunks are only waiting for a flush: ask for one now;
+//! 2. compressed heads: seal the largest and flush them;
+//! 3. raw open blocks: compress the largest early (smaller blocks compress a little worse,
+//!    so this is the last resort).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::ingester::{lock, read};
+use crate::stream::{Footprint, Stream};
+use crate::{Ingester, Result};
+
+/// Open blocks smaller than this are not worth compressing early.
+const MIN_EARLY_CUT: usize = 8 << 10;
+
+/// Shared state of the budget.
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    /// One push at a time makes room; the others go on.
+    relieving: AtomicBool,
+    /// A flush was asked for and has not started collecting yet.
+    flush_requested: AtomicBool,
+}
+
+impl Budget {
+    /// Whether a flush was asked for since the last call.
+    pub(crate) fn take_flush_request(&self) -> bool {
+        self.flush_requested.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Clears the `relieving` flag however `relieve_memory` ends.
+struct Relieving<'a>(&'a AtomicBool);
+
+impl Drop for Relieving<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Ingester {
+    /// Makes room when the write path holds more than its budget. Blocking (it may
+    /// compress): call it from a blocking thread.
+    pub(crate) fn relieve_memory(&self) -> Result<()> {
+        let limit = self.inner.cfg.memory_budget;
+        if limit == 0 || self.inner.gauge.get() <= limit {
+            return Ok(());
+        }
+        let budget = &self.inner.budget;
+        if budget.relieving.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let _relieving = Relieving(&budget.relieving);
+        let mut streams = self.footprints();
+        let total = |streams: &[(Footprint, Arc<Mutex<Stream>>)], f: fn(&Footprint) -> usize| {
+            streams.iter().map(|(fp, _)| f(fp)).sum::<usize>()
+        };
+        let policy = self.inner.cfg.seal_policy();
+
+        let sealed = total(&streams, |f| f.sealed);
+        let mut parts = total(&streams, |f| f.parts);
+        let mut flush = sealed > limit / 4;
+        if parts + sealed > limit / 2 {
+            streams.sort_by_key(|(f, _)| std::cmp::Reverse(f.parts));
+            for (f, st) in &streams {
+                if parts <= limit / 4 || f.parts == 0 {
+                    break;
+                }
+                lock(st).seal(policy)?;
+                parts -= f.parts;
+                flush = true;
+            }
+        }
+        if flush {
+            self.request_flush();
+        }
+
+        let mut open = total(&streams, |f| f.open);
+        if open > limit * 3 / 4 {
+            streams.sort_by_key(|(f, _)| std::cmp::Reverse(f.open));
+            for (f, st) in &streams {
+                if open <= limit / 2 || f.open < MIN_EARLY_CUT {
+                    break;
+                }
+                lock(st).cut_open_block(policy)?;
+                open -= f.open;
+            }
+        }
+        tracing::debug!(
+            used = self.inner.gauge.get(),
+            limit,
+            "ingester memory over budget"
+        );
+        Ok(())
+    }
+
+    fn footprints(&self) -> Vec<(Footprint, Arc<Mutex<Stream>>)> {
+        let tenants: Vec<_> = read(&self.inner.tenants).values().cloned().collect();
+        let mut out = Vec::new();
+        for map in tenants {
+            let streams: Vec<_> = read(&map).values().cloned().collect();
+            out.extend(streams.into_iter().map(|st| {
+                let footprint = lock(&st).footprint();
+                (footprint, st)
+            }));
+        }
+        out
+    }
+
+    /// Starts a flush in the background unless one was already asked for. Without a
+    /// runtime (WAL replay at start) the next flush tick does it.
+    fn request_flush(&self) {
+        if self
+            .inner
+            .budget
+            .flush_requested
+            .swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = this.flush_due().await {
+                tracing::warn!(error = %e, "early flush for the memory budget failed");
+            }
+        });
+    }
+}
