@@ -143,6 +143,9 @@ fn level_from_keywords(line: &str) -> &'static str {
 /// The first string value (document order) under a level field name, searching nested
 /// objects up to [`JSON_MAX_DEPTH`]. Stops parsing at the first match.
 fn json_level(line: &str) -> Option<String> {
+    if let Some(found) = flat_json_level(line) {
+        return found.map(str::to_owned);
+    }
     let mut found = None;
     let mut de = serde_json::Deserializer::from_str(line);
     // An error is either malformed JSON or our early stop; `found` tells them apart.
@@ -151,6 +154,101 @@ fn json_level(line: &str) -> Option<String> {
         found: &mut found,
     });
     found
+}
+
+/// [`json_level`] for the common shape, without serde: a flat object whose keys and
+/// string values need no unescaping. `None` means "not sure": nested values, escapes,
+/// exponents or anything odd go to serde, which then decides exactly as before.
+fn flat_json_level(line: &str) -> Option<Option<&str>> {
+    let b = line.as_bytes();
+    let mut i = skip_json_space(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_json_space(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return Some(None);
+    }
+    loop {
+        let (key, after_key) = flat_json_string(line, i)?;
+        i = skip_json_space(b, after_key);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_json_space(b, i + 1);
+        i = match b.get(i)? {
+            b'"' => {
+                let (value, after_value) = flat_json_string(line, i)?;
+                if LEVEL_FIELDS.contains(&key) {
+                    return Some(Some(value));
+                }
+                after_value
+            }
+            b't' => json_literal(b, i, b"true")?,
+            b'f' => json_literal(b, i, b"false")?,
+            b'n' => json_literal(b, i, b"null")?,
+            b'-' | b'0'..=b'9' => json_plain_number(b, i)?,
+            _ => return None,
+        };
+        i = skip_json_space(b, i);
+        match b.get(i)? {
+            b',' => i = skip_json_space(b, i + 1),
+            b'}' => return Some(None),
+            _ => return None,
+        }
+    }
+}
+
+fn skip_json_space(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The string starting with the quote at `i` and the index after its closing quote, if it
+/// has no escapes and no control characters.
+fn flat_json_string(line: &str, i: usize) -> Option<(&str, usize)> {
+    let b = line.as_bytes();
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let len = memchr::memchr2(b'"', b'\\', &b[i + 1..])?;
+    let end = i + 1 + len;
+    if b[end] != b'"' || b[i + 1..end].iter().any(|&c| c < 0x20) {
+        return None;
+    }
+    // Both ends are ASCII quotes, hence character boundaries.
+    Some((&line[i + 1..end], end + 1))
+}
+
+fn json_literal(b: &[u8], i: usize, literal: &[u8]) -> Option<usize> {
+    b[i..].starts_with(literal).then_some(i + literal.len())
+}
+
+/// A short number without exponent: `-?(0|[1-9][0-9]*)(\.[0-9]+)?`.
+fn json_plain_number(b: &[u8], start: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = start + usize::from(b[start] == b'-');
+    i = match b.get(i)? {
+        b'0' => i + 1,
+        b'1'..=b'9' => digits(i),
+        _ => return None,
+    };
+    if b.get(i) == Some(&b'.') {
+        let fraction = digits(i + 1);
+        if fraction == i + 1 {
+            return None;
+        }
+        i = fraction;
+    }
+    let plain = !matches!(b.get(i), Some(b'e' | b'E')) && i - start <= 15;
+    plain.then_some(i)
 }
 
 struct ObjectScan<'f> {
@@ -397,6 +495,77 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(level(line), *want, "{line:?}");
+        }
+    }
+
+    /// Whatever the fast path answers, serde answers the same.
+    fn serde_json_level(line: &str) -> Option<String> {
+        let mut found = None;
+        let mut de = serde_json::Deserializer::from_str(line);
+        let _ = de.deserialize_map(ObjectScan {
+            depth: 0,
+            found: &mut found,
+        });
+        found
+    }
+
+    #[test]
+    fn flat_json_scan_agrees_with_serde() {
+        let sure = [
+            r#"{"ts":250,"level":"INFO","logger":"a.b","status":400,"x":-0.5}"#,
+            r#" { "a" : true , "b":false,"c":null, "lvl" : "warn" } "#,
+            r#"{"a":1,"b":"x"}"#,
+            r#"{}"#,
+            r#"{"level":30,"msg":"x"}"#,
+            r#"{"msg":"info","severity":"debug"}"#,
+            r#"{"a":"é","Level":"ünï"}"#,
+        ];
+        for line in sure {
+            let fast = flat_json_level(line);
+            assert!(fast.is_some(), "{line}");
+            assert_eq!(
+                fast.unwrap().map(str::to_owned),
+                serde_json_level(line),
+                "{line}"
+            );
+        }
+        let unsure = [
+            r#"{"log":{"level":"trace"}}"#,
+            r#"{"a":[1],"level":"info"}"#,
+            r#"{"le\u0076el":"warn"}"#,
+            r#"{"level":"wa\"rn"}"#,
+            r#"{"a":1e5,"level":"info"}"#,
+            r#"{"a":01,"level":"info"}"#,
+            r#"{"a":1.,"level":"info"}"#,
+            r#"{"a":tru,"level":"info"}"#,
+            r#"{"a":1 "level":"info"}"#,
+            "{\"a\":\"tab\there\",\"level\":\"info\"}",
+            r#"{"a":12345678901234567890,"level":"info"}"#,
+            r#"{"a":1,"#,
+            r#"{"level""#,
+            r#"["level","info"]"#,
+        ];
+        for line in unsure {
+            assert_eq!(flat_json_level(line), None, "{line}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn flat_json_scan_never_disagrees(
+            keys in proptest::collection::vec("(level|lvl|msg|a|Severity|x\\\\y|b\\\"c)", 0..5),
+            values in proptest::collection::vec("(\"[a-zA-Z \\\\\"]{0,6}\"|-?[0-9]{1,3}(\\.[0-9])?|true|null|1e3|\\{\\}|\\[\\]|01)", 0..5),
+            spaces in " {0,2}",
+        ) {
+            let body: Vec<String> = keys
+                .iter()
+                .zip(&values)
+                .map(|(k, v)| format!("\"{k}\"{spaces}:{spaces}{v}"))
+                .collect();
+            let line = format!("{{{}}}", body.join(","));
+            if let Some(fast) = flat_json_level(&line) {
+                proptest::prop_assert_eq!(fast.map(str::to_owned), serde_json_level(&line), "{}", line);
+            }
         }
     }
 
