@@ -178,11 +178,6 @@ impl ChunkBuilder {
         let mut out = Vec::with_capacity(HEADER_LEN + self.raw_bytes / 4);
         put_header(&mut out, &meta, self.sealed.len());
 
-        let mut compressor =
-            zstd::bulk::Compressor::new(zstd_level).map_err(|source| Error::Zstd {
-                op: "compress",
-                source,
-            })?;
         let mut directory = Vec::with_capacity(self.sealed.len() * DIR_ENTRY_MIN_LEN);
         for block in &self.sealed {
             if block.raw.len() > MAX_BLOCK_RAW_LEN {
@@ -192,12 +187,7 @@ impl ChunkBuilder {
                     limit: MAX_BLOCK_RAW_LEN as u64,
                 });
             }
-            let frame = compressor
-                .compress(&block.raw)
-                .map_err(|source| Error::Zstd {
-                    op: "compress",
-                    source,
-                })?;
+            let frame = compress(&block.raw, zstd_level)?;
             put_dir_entry(
                 &mut directory,
                 &BlockMeta {
@@ -530,6 +520,30 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Entry>> {
         out.extend(reader.decode_block(i)?.iter().map(|e| e.to_entry()));
     }
     Ok(out)
+}
+
+/// Compresses one block with this thread's reusable zstd context: a context per block
+/// costs an allocation of about a megabyte and its setup.
+fn compress(raw: &[u8], level: i32) -> Result<Vec<u8>> {
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let zstd_error = |source| Error::Zstd {
+        op: "compress",
+        source,
+    };
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let compressor = match slot.as_mut() {
+            Some((current, c)) if *current == level => c,
+            _ => {
+                let c = zstd::bulk::Compressor::new(level).map_err(zstd_error)?;
+                &mut slot.insert((level, c)).1
+            }
+        };
+        compressor.compress(raw).map_err(zstd_error)
+    })
 }
 
 /// Decompresses one block frame with this thread's reusable zstd context: creating a

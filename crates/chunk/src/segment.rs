@@ -78,6 +78,12 @@ impl SegmentWriter {
         }
     }
 
+    /// Makes room for `additional` more bytes of chunks and footer, so that a segment of
+    /// known size is built without growing (and copying) its buffer.
+    pub fn reserve(&mut self, additional: usize) {
+        self.data.reserve(additional);
+    }
+
     /// Appends the chunk of the stream `labels`.
     pub fn add(&mut self, labels: &LabelSet, chunk: EncodedChunk) -> ChunkLocation {
         debug_assert_eq!(

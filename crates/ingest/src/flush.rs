@@ -112,6 +112,14 @@ impl Ingester {
         let key = self.next_segment_key(tenant);
         let (bytes, refs) = {
             let mut writer = SegmentWriter::new(tenant);
+            // Chunks plus a generous footer estimate: one allocation for the whole object.
+            writer.reserve(
+                chunks
+                    .iter()
+                    .map(|(_, c)| c.bytes.len() + 512)
+                    .sum::<usize>()
+                    + 4096,
+            );
             let mut refs = Vec::with_capacity(chunks.len());
             for (labels, chunk) in chunks {
                 let loc = writer.add(labels, EncodedChunk::clone(chunk));

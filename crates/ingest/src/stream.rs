@@ -34,6 +34,9 @@ pub(crate) struct SealPolicy {
     pub(crate) zstd_level: i32,
 }
 
+/// Most text an open block reserves up front.
+const BLOCK_RESERVE_MAX: usize = 4 << 20;
+
 /// Bytes held by all streams of an ingester (open blocks, parts and sealed chunks).
 #[derive(Debug, Default)]
 pub(crate) struct MemoryGauge(AtomicUsize);
@@ -120,16 +123,19 @@ impl OpenBlock {
     }
 
     fn memory(&self) -> usize {
-        self.text.len()
-            + self.slots.len() * std::mem::size_of::<Slot>()
-            + self.metadata_lens.len() * 4
+        self.text.capacity()
+            + self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.metadata_lens.capacity() * 4
     }
 
-    fn push(&mut self, e: &Entry) {
+    fn push(&mut self, e: &Entry, block_bytes: usize) {
         if let Some(last) = self.slots.last() {
             self.sorted &= e.ts >= last.ts;
         } else {
             self.sorted = true;
+            // One allocation per block instead of a doubling series (and no 2x overshoot).
+            self.text
+                .reserve(block_bytes.min(BLOCK_RESERVE_MAX) + entry_bytes(e));
         }
         let start = self.text.len() as u32;
         self.text.extend_from_slice(e.line.as_bytes());
@@ -177,7 +183,8 @@ impl OpenBlock {
     }
 
     /// Sorts (stably, so entries with equal timestamps keep their arrival order) and
-    /// compresses the block into a part; empties the block.
+    /// compresses the block into a part; empties the block but keeps its buffers for the
+    /// next one (freeing and growing them again for every block fragments the heap).
     fn compress(&mut self, labels: &LabelSet, policy: SealPolicy) -> Result<EncodedChunk> {
         if !self.sorted {
             self.slots.sort_by_key(|s| s.ts);
@@ -188,8 +195,10 @@ impl OpenBlock {
             builder.push_entry(e.ts, e.line, e.metadata);
         }
         let chunk = builder.finish(policy.zstd_level)?;
-        // Give the buffers back: idle streams should not pin a block's worth of memory.
-        *self = OpenBlock::default();
+        self.text.clear();
+        self.slots.clear();
+        self.metadata_lens.clear();
+        self.raw_bytes = 0;
         Ok(chunk)
     }
 }
@@ -239,7 +248,7 @@ impl Stream {
                 head.min_wal_segment
                     .map_or(wal_segment, |m| m.min(wal_segment)),
             );
-            head.open.push(e);
+            head.open.push(e, policy.block_bytes);
             self.max_ts = self.max_ts.max(e.ts);
             appended += 1;
             if self.head.open.raw_bytes >= policy.block_bytes {
@@ -292,23 +301,34 @@ impl Stream {
         Ok(())
     }
 
-    /// Compresses the open block now, to save memory (the budget's first resort).
+    /// Compresses the open block now and frees its buffers, to save memory.
     pub(crate) fn cut_open_block(&mut self, policy: SealPolicy) -> Result<()> {
         let result = self.cut_block(policy);
+        self.head.open = OpenBlock::default();
         self.account();
         result
     }
 
-    /// Turns the head into a sealed chunk (no-op on an empty head).
+    /// Turns the head into a sealed chunk (no-op on an empty head) and frees the open
+    /// block's buffers: this stream is idle, old, or being flushed to save memory.
     pub(crate) fn seal(&mut self, policy: SealPolicy) -> Result<()> {
         let result = self.seal_inner(policy);
+        self.head.open = OpenBlock::default();
         self.account();
         result
     }
 
     fn seal_inner(&mut self, policy: SealPolicy) -> Result<()> {
         self.cut_block(policy)?;
-        let head = std::mem::take(&mut self.head);
+        // The (now empty) open block keeps its buffers for the next chunk.
+        let open = std::mem::take(&mut self.head.open);
+        let head = std::mem::replace(
+            &mut self.head,
+            Head {
+                open,
+                ..Head::default()
+            },
+        );
         let Some(min_wal_segment) = head.min_wal_segment else {
             return Ok(());
         };
