@@ -80,9 +80,11 @@ impl Ingester {
 
         let mut open = total(&streams, |f| f.open);
         if open > limit * 3 / 4 {
-            streams.sort_by_key(|(f, _)| std::cmp::Reverse(f.open));
+            // Fullest first: compressing a nearly empty block saves little and compresses
+            // badly.
+            streams.sort_by_key(|(f, _)| std::cmp::Reverse(f.open_used));
             for (f, st) in &streams {
-                if open <= limit / 2 || f.open < MIN_EARLY_CUT {
+                if open <= limit / 2 || f.open_used < MIN_EARLY_CUT {
                     break;
                 }
                 lock(st).cut_open_block(policy)?;

@@ -35,7 +35,7 @@ pub(crate) struct SealPolicy {
 }
 
 /// Most text an open block reserves up front.
-const BLOCK_RESERVE_MAX: usize = 4 << 20;
+const BLOCK_RESERVE_MAX: usize = 256 << 10;
 
 /// Bytes held by all streams of an ingester (open blocks, parts and sealed chunks).
 #[derive(Debug, Default)]
@@ -50,8 +50,10 @@ impl MemoryGauge {
 /// Where a stream's memory is, for the budget that picks what to cut or seal.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Footprint {
-    /// Raw bytes of the open block.
+    /// Bytes allocated for the open block.
     pub(crate) open: usize,
+    /// Of which in use.
+    pub(crate) open_used: usize,
     /// Compressed bytes of the head's parts.
     pub(crate) parts: usize,
     /// Compressed bytes of sealed chunks.
@@ -122,10 +124,18 @@ impl OpenBlock {
         self.slots.is_empty()
     }
 
+    /// Bytes allocated, used or not.
     fn memory(&self) -> usize {
         self.text.capacity()
             + self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.metadata_lens.capacity() * 4
+    }
+
+    /// Bytes in use: what compressing the block early would save.
+    fn used(&self) -> usize {
+        self.text.len()
+            + self.slots.len() * std::mem::size_of::<Slot>()
+            + self.metadata_lens.len() * 4
     }
 
     fn push(&mut self, e: &Entry, block_bytes: usize) {
@@ -133,9 +143,10 @@ impl OpenBlock {
             self.sorted &= e.ts >= last.ts;
         } else {
             self.sorted = true;
-            // One allocation per block instead of a doubling series (and no 2x overshoot).
+            // Skips the smallest steps of the doubling series; a stream that stays small
+            // (most of them, with many streams) does not pin a whole block.
             self.text
-                .reserve(block_bytes.min(BLOCK_RESERVE_MAX) + entry_bytes(e));
+                .reserve((block_bytes / 8).min(BLOCK_RESERVE_MAX) + entry_bytes(e));
         }
         let start = self.text.len() as u32;
         self.text.extend_from_slice(e.line.as_bytes());
@@ -373,6 +384,7 @@ impl Stream {
     pub(crate) fn footprint(&self) -> Footprint {
         Footprint {
             open: self.head.open.memory(),
+            open_used: self.head.open.used(),
             parts: self.head.parts_stored,
             sealed: self.sealed.iter().map(|s| s.chunk.bytes.len()).sum(),
         }
