@@ -146,7 +146,7 @@ impl OpenBlock {
             // Skips the smallest steps of the doubling series; a stream that stays small
             // (most of them, with many streams) does not pin a whole block.
             self.text
-                .reserve((block_bytes / 8).min(BLOCK_RESERVE_MAX) + entry_bytes(e));
+                .reserve((block_bytes / 32).min(BLOCK_RESERVE_MAX) + entry_bytes(e));
         }
         let start = self.text.len() as u32;
         self.text.extend_from_slice(e.line.as_bytes());
