@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use fenrir_api::{ApiConfig, AppState};
+use fenrir_api::{ApiConfig, AppState, TailConfig};
 use fenrir_common::{Matcher, Tenant, Timestamp};
 use fenrir_config::TenantLimits;
 use fenrir_config::{Config, ObjectStoreConfig};
@@ -102,7 +102,13 @@ pub async fn build(config: &Config) -> anyhow::Result<Built> {
         let period = config.runtime_config.period;
         crate::runtime::AbortOnDrop(crate::runtime::spawn_reloader(limits.clone(), path, period))
     });
-    let state = AppState::new(api_config(config, limits.clone()), ingester.clone(), engine);
+    let state = AppState::new(api_config(config, limits.clone()), ingester.clone(), engine)
+        .with_tail_config(TailConfig {
+            // One node serves every tenant: the default tenant limit caps all sessions.
+            max_sessions: config.limits_config.max_concurrent_tail_requests,
+            max_duration: config.querier.tail_max_duration,
+            ..TailConfig::default()
+        });
     Ok(Built {
         app: fenrir_api::router(state.clone()),
         ingester,
