@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{BenchError, Result};
 use crate::http::{Connection, Target};
-use crate::procstat::Process;
+use crate::procstat::{load_average, Process};
 use crate::stats::{quantile, round};
 use crate::workload::{generate, WorkloadSpec};
 
@@ -69,6 +69,9 @@ pub(crate) struct IngestReport {
     pub(crate) server_peak_rss_mb: Option<f64>,
     pub(crate) failed_requests: usize,
     pub(crate) errors: Vec<String>,
+    /// The machine's load averages (1, 5, 15 min) when the push ended: above the number
+    /// of cores, other work competed with the server and wall times are inflated.
+    pub(crate) load_average: Option<[f64; 3]>,
 }
 
 /// How one connection's share of the work went.
@@ -174,6 +177,7 @@ pub(crate) fn run(options: &IngestOptions) -> Result<IngestReport> {
         server_peak_rss_mb: peak_rss.map(|b| round(b as f64 / (1024.0 * 1024.0), 1)),
         failed_requests: failures.len(),
         errors: failures.into_iter().take(KEPT_ERRORS).collect(),
+        load_average: load_average(),
     })
 }
 

@@ -82,6 +82,9 @@ enum Mode {
         rounds: usize,
         #[arg(long, default_value = DEFAULT_STATE)]
         state: PathBuf,
+        /// Run only these queries, e.g. `--only needle,log_volume`.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Start a server command (left running) and time it until GET /ready answers 200.
     Startup {
@@ -140,12 +143,14 @@ fn run(cli: &Cli) -> Result<()> {
             pid,
             rounds,
             state,
+            only,
         } => {
             let report = query::run(&QueryOptions {
                 url: url.clone(),
                 pid: *pid,
                 rounds: *rounds,
                 state: state.clone(),
+                only: only.clone(),
             })?;
             render(cli.json, &report, query_table)?
         }
@@ -216,7 +221,15 @@ fn ingest_table(r: &IngestReport) -> String {
     for error in &r.errors {
         row("  error", error.clone());
     }
+    row("machine load average", load(r.load_average));
     out
+}
+
+fn load(average: Option<[f64; 3]>) -> String {
+    average.map_or_else(
+        || "-".to_string(),
+        |[one, five, fifteen]| format!("{one:.2} {five:.2} {fifteen:.2}"),
+    )
 }
 
 fn query_table(r: &QueryReport) -> String {
@@ -242,5 +255,6 @@ fn query_table(r: &QueryReport) -> String {
         or_dash(r.server_rss_mb_before, 1),
         or_dash(r.server_peak_rss_mb, 1)
     ));
+    out.push_str(&format!("machine load average {}\n", load(r.load_average)));
     out
 }

@@ -59,6 +59,16 @@ impl Process {
     }
 }
 
+/// The machine's 1, 5 and 15 minute load averages: how much else competed for the CPUs.
+pub(crate) fn load_average() -> Option<[f64; 3]> {
+    parse_load_average(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+fn parse_load_average(text: &str) -> Option<[f64; 3]> {
+    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}
+
 fn read(path: &PathBuf) -> Result<String> {
     std::fs::read_to_string(path).map_err(|source| BenchError::Io {
         what: "cannot read",
@@ -108,6 +118,16 @@ mod tests {
         let rss = me.rss_bytes().unwrap();
         assert!(rss > 0);
         assert!(me.peak_rss_bytes().unwrap() >= rss);
+    }
+
+    #[test]
+    fn reads_load_averages() {
+        assert_eq!(
+            parse_load_average("10.00 9.57 10.13 11/165 8087\n"),
+            Some([10.0, 9.57, 10.13])
+        );
+        assert_eq!(parse_load_average("1.0 x"), None);
+        assert!(load_average().is_some());
     }
 
     #[test]

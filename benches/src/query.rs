@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::error::{BenchError, Result};
 use crate::http::{query_string, Connection, Target};
 use crate::ingest::State;
-use crate::procstat::Process;
+use crate::procstat::{load_average, Process};
 use crate::stats::{median, round};
 use crate::workload::NEEDLE;
 
@@ -22,6 +22,8 @@ pub(crate) struct QueryOptions {
     pub(crate) pid: Option<u32>,
     pub(crate) rounds: usize,
     pub(crate) state: PathBuf,
+    /// Run only these queries (by name); all when empty.
+    pub(crate) only: Vec<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -113,12 +115,15 @@ pub(crate) struct QueryReport {
     pub(crate) server_rss_mb_before: Option<f64>,
     pub(crate) queries: Vec<QueryFigures>,
     pub(crate) server_peak_rss_mb: Option<f64>,
+    /// The machine's load averages (1, 5, 15 min) after the last query.
+    pub(crate) load_average: Option<[f64; 3]>,
 }
 
 pub(crate) fn run(options: &QueryOptions) -> Result<QueryReport> {
     if options.rounds == 0 {
         return Err(BenchError::Usage("--rounds must be positive".into()));
     }
+    let selected = select(queries(), &options.only)?;
     let target = Target::parse(&options.url)?;
     let process = options.pid.map(Process::new).transpose()?;
     let state: State = {
@@ -132,7 +137,7 @@ pub(crate) fn run(options: &QueryOptions) -> Result<QueryReport> {
     let runtime = crate::ops::runtime()?;
     let rss_before = process.map(|p| p.rss_bytes()).transpose()?;
     let mut figures = Vec::new();
-    for query in queries() {
+    for query in selected {
         let path = request_path(&query, &state);
         let mut walls = Vec::with_capacity(options.rounds);
         let mut cpus = Vec::with_capacity(options.rounds);
@@ -174,7 +179,26 @@ pub(crate) fn run(options: &QueryOptions) -> Result<QueryReport> {
         server_rss_mb_before: rss_before.map(to_mb),
         queries: figures,
         server_peak_rss_mb: process.map(|p| p.peak_rss_bytes()).transpose()?.map(to_mb),
+        load_average: load_average(),
     })
+}
+
+/// The queries named in `only` (all of them when it is empty), in the list's order.
+fn select(all: Vec<BenchQuery>, only: &[String]) -> Result<Vec<BenchQuery>> {
+    if let Some(unknown) = only
+        .iter()
+        .find(|n| !all.iter().any(|q| q.name == n.as_str()))
+    {
+        let names: Vec<_> = all.iter().map(|q| q.name).collect();
+        return Err(BenchError::Usage(format!(
+            "unknown query {unknown:?}; the queries are {}",
+            names.join(", ")
+        )));
+    }
+    Ok(all
+        .into_iter()
+        .filter(|q| only.is_empty() || only.iter().any(|n| n == q.name))
+        .collect())
 }
 
 fn request_path(query: &BenchQuery, state: &State) -> String {
@@ -247,6 +271,16 @@ mod tests {
             regex.text,
             r#"{app="bench", env="prod"} |~ "status\":5[0-9]{2}" | json | duration_ms > 1500"#
         );
+    }
+
+    #[test]
+    fn selects_queries_by_name() {
+        let all = select(queries(), &[]).unwrap();
+        assert_eq!(all.len(), 8);
+        let two = select(queries(), &["log_volume".into(), "needle".into()]).unwrap();
+        let names: Vec<_> = two.iter().map(|q| q.name).collect();
+        assert_eq!(names, ["needle", "log_volume"]);
+        assert!(select(queries(), &["nope".into()]).is_err());
     }
 
     #[test]
