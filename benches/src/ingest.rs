@@ -59,7 +59,11 @@ pub(crate) struct IngestReport {
     pub(crate) raw_mb: f64,
     pub(crate) requests: usize,
     pub(crate) connections: usize,
+    /// Generating and encoding the requests, before the clock starts.
+    pub(crate) prepare_s: f64,
     pub(crate) wall_s: f64,
+    /// This tool's own CPU while pushing, to show it was not the bottleneck.
+    pub(crate) client_cpu_s: f64,
     pub(crate) lines_per_s: f64,
     pub(crate) mb_per_s: f64,
     pub(crate) latency: Latency,
@@ -92,17 +96,21 @@ pub(crate) fn run(options: &IngestOptions) -> Result<IngestReport> {
         .duration_since(UNIX_EPOCH)
         .map_err(|e| BenchError::Usage(format!("clock before 1970: {e}")))?
         .as_nanos() as i64;
+    let prepare_started = Instant::now();
     let work = generate(WorkloadSpec {
         lines: options.lines,
         streams: options.streams,
         batch: options.batch,
         now_ns,
     })?;
+    let prepare_s = prepare_started.elapsed().as_secs_f64();
     let requests = work.bodies.len();
+    let me = Process::new(std::process::id())?;
     let bodies = Arc::new(work.bodies);
 
     let runtime = crate::ops::runtime()?;
     let cpu_before = process.map(|p| p.cpu_seconds()).transpose()?;
+    let client_cpu_before = me.cpu_seconds()?;
     let started = Instant::now();
     let outcomes = runtime.block_on(async {
         let next = Arc::new(AtomicUsize::new(0));
@@ -124,6 +132,7 @@ pub(crate) fn run(options: &IngestOptions) -> Result<IngestReport> {
         Ok::<_, BenchError>(outcomes)
     })?;
     let wall = started.elapsed().as_secs_f64();
+    let client_cpu = me.cpu_seconds()? - client_cpu_before;
     let cpu = match (process, cpu_before) {
         (Some(p), Some(before)) => Some(p.cpu_seconds()? - before),
         _ => None,
@@ -162,7 +171,9 @@ pub(crate) fn run(options: &IngestOptions) -> Result<IngestReport> {
         raw_mb: round(raw_mb, 1),
         requests,
         connections: options.connections,
+        prepare_s: round(prepare_s, 2),
         wall_s: round(wall, 3),
+        client_cpu_s: round(client_cpu, 2),
         lines_per_s: (work.lines as f64 / wall).round(),
         mb_per_s: round(raw_mb / wall, 2),
         latency: Latency {

@@ -10,6 +10,8 @@
 //! ```
 
 mod error;
+#[cfg(test)]
+mod fake_loki;
 mod http;
 mod ingest;
 mod ops;
@@ -197,7 +199,12 @@ fn ingest_table(r: &IngestReport) -> String {
         "requests",
         format!("{} over {} connections", r.requests, r.connections),
     );
+    row("prepare (not timed)", format!("{:.2} s", r.prepare_s));
     row("wall time", format!("{:.3} s", r.wall_s));
+    row(
+        "client CPU while pushing",
+        format!("{:.2} s", r.client_cpu_s),
+    );
     row("ingest rate", format!("{:.0} lines/s", r.lines_per_s));
     row("raw text rate", format!("{:.2} MB/s", r.mb_per_s));
     row(
@@ -257,4 +264,89 @@ fn query_table(r: &QueryReport) -> String {
     ));
     out.push_str(&format!("machine load average {}\n", load(r.load_average)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    /// Pushes a small workload to a fake server, flushes and queries it, end to end.
+    #[test]
+    fn ingest_flush_and_query_against_a_server() {
+        let (url, seen) = fake_loki::start();
+        let state =
+            std::env::temp_dir().join(format!("fenrir-bench-test-{}.json", std::process::id()));
+        let pid = std::process::id();
+        let report = ingest::run(&IngestOptions {
+            url: url.clone(),
+            lines: 20_000,
+            streams: 20,
+            connections: 3,
+            batch: 2000,
+            pid: Some(pid),
+            tenant: "t1".into(),
+            state: state.clone(),
+        })
+        .unwrap();
+        assert_eq!(report.lines, 20_000);
+        assert_eq!(seen.lines.load(Ordering::SeqCst), 20_000);
+        assert_eq!(report.requests as u64, seen.pushes.load(Ordering::SeqCst));
+        assert_eq!(
+            report.retries, 1,
+            "the first push is refused with 429 and retried"
+        );
+        assert_eq!(report.failed_requests, 0);
+        assert!(report.server_cpu_s.is_some() && report.server_peak_rss_mb.is_some());
+        assert!(seen.tenants.lock().unwrap().iter().all(|t| t == "t1"));
+
+        let flushed = ops::flush(&url).unwrap();
+        assert_eq!(flushed.status, 204);
+        assert_eq!(seen.flushes.load(Ordering::SeqCst), 1);
+
+        let queried = query::run(&QueryOptions {
+            url,
+            pid: None,
+            rounds: 2,
+            state: state.clone(),
+            only: vec![],
+        })
+        .unwrap();
+        let results: Vec<(&str, u16, u64)> = queried
+            .queries
+            .iter()
+            .map(|q| (q.name, q.status, q.results))
+            .collect();
+        assert_eq!(
+            results,
+            [
+                ("needle", 200, 2),
+                ("filter_count", 200, 1),
+                ("json_status", 200, 1),
+                ("log_volume", 200, 1),
+                ("recent_logs", 200, 2),
+                ("regex_logs", 200, 2),
+                ("labels", 200, 2),
+                ("label_values", 200, 1),
+            ]
+        );
+        let sent = seen.queries.lock().unwrap();
+        assert_eq!(sent.len(), 12, "6 range queries, 2 rounds each");
+        let recorded: ingest::State =
+            serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        assert_eq!(sent[0]["start"], recorded.start_ns.to_string());
+        assert_eq!(sent[0]["end"], recorded.end_ns.to_string());
+        assert_eq!(sent[0]["limit"], "100");
+        assert!(sent[0]["query"].contains(workload::NEEDLE));
+        let _ = std::fs::remove_file(state);
+    }
+
+    #[test]
+    fn a_server_that_is_down_is_an_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        assert!(ops::flush(&url).is_err());
+    }
 }
