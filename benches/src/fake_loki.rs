@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
@@ -79,10 +79,8 @@ async fn push(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) ->
     StatusCode::NO_CONTENT
 }
 
-async fn query_range(
-    State(seen): State<Arc<Seen>>,
-    Query(params): Query<HashMap<String, String>>,
-) -> String {
+async fn query_range(State(seen): State<Arc<Seen>>, RawQuery(query): RawQuery) -> String {
+    let params = decode_form(query.as_deref().unwrap_or(""));
     let metric = params.get("query").is_some_and(|q| q.starts_with("sum"));
     seen.queries.lock().unwrap().push(params);
     if metric {
@@ -95,4 +93,34 @@ async fn query_range(
 async fn flush(State(seen): State<Arc<Seen>>) -> StatusCode {
     seen.flushes.fetch_add(1, Ordering::SeqCst);
     StatusCode::NO_CONTENT
+}
+
+/// `application/x-www-form-urlencoded` decoding, enough for the tool's own encoding.
+fn decode_form(query: &str) -> HashMap<String, String> {
+    let decode = |text: &str| {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                    out.push(u8::from_str_radix(hex, 16).unwrap());
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).unwrap()
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
 }
