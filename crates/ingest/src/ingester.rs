@@ -10,6 +10,7 @@ use fenrir_index::Index;
 use fenrir_storage::ObjectStore;
 use fenrir_wal::{Wal, WalOptions};
 
+use crate::flush::FlushState;
 use crate::record::{self, RecordStream};
 use crate::stream::{SealPolicy, Stream};
 use crate::{Error, Result};
@@ -39,6 +40,9 @@ pub struct IngestConfig {
     pub flush_sealed_age: Duration,
     /// Entries older than the stream's newest minus this are refused (Loki: max_chunk_age/2).
     pub out_of_order_window: Duration,
+    /// Pushes are refused while sealed chunks waiting for the store exceed this many
+    /// compressed bytes (`max_unflushed_bytes`).
+    pub max_unflushed_bytes: u64,
 }
 
 impl IngestConfig {
@@ -56,6 +60,7 @@ impl IngestConfig {
             flush_sealed_bytes: 16 << 20,
             flush_sealed_age: Duration::from_secs(60),
             out_of_order_window: Duration::from_secs(3600),
+            max_unflushed_bytes: 1 << 30,
         }
     }
 
@@ -100,6 +105,7 @@ pub(crate) struct Inner {
     inflight: Mutex<BTreeMap<u64, usize>>,
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
     pub(crate) next_object_id: AtomicU64,
+    pub(crate) flush_state: FlushState,
 }
 
 impl std::fmt::Debug for Ingester {
@@ -125,6 +131,7 @@ impl Ingester {
                 inflight: Mutex::new(BTreeMap::new()),
                 flush_lock: tokio::sync::Mutex::new(()),
                 next_object_id: AtomicU64::new(0),
+                flush_state: FlushState::default(),
             }),
         };
         let mut entries = 0usize;
@@ -152,6 +159,7 @@ impl Ingester {
     /// the rest to the WAL (returns once it is fsynced), then makes them queryable.
     /// `Err(Rejected)` means some entries were refused but the others were stored.
     pub async fn push(&self, tenant: &Tenant, streams: Vec<(LabelSet, Vec<Entry>)>) -> Result<()> {
+        self.check_backlog()?;
         let (accepted, rejections) = self.check_order(tenant, streams);
         if !accepted.is_empty() {
             let payload = record::encode(tenant, &accepted);
@@ -207,7 +215,9 @@ impl Ingester {
     ) -> Result<()> {
         let stream = self.stream(tenant, &labels);
         let mut s = lock(&stream);
+        let sealed_before = s.sealed.len();
         s.append(entries, segment, self.inner.cfg.seal_policy())?;
+        self.note_sealed(&s.sealed[sealed_before..]);
         Ok(())
     }
 

@@ -16,6 +16,6 @@ mod record;
 mod stream;
 
 pub use error::{Error, Result};
-pub use flush::FlushStats;
+pub use flush::{FlushBacklog, FlushStats};
 pub use ingester::{IngestConfig, Ingester, RecentChunk, RecentStream};
 pub use rebuild::rebuild_index;
