@@ -52,6 +52,11 @@ impl ApiError {
         if e.is_client_error() {
             return Self::bad_request(e.to_string()).with_newline();
         }
+        if let fenrir_ingest::Error::BacklogFull { .. } = e {
+            // Expected while the object store is down; /metrics counts these.
+            tracing::debug!(error = %e, "push refused");
+            return Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_newline();
+        }
         tracing::error!(error = %e, "push failed");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_newline()
     }
@@ -90,5 +95,20 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("nosniff"),
         );
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_backlog_is_503_with_the_reason() {
+        let e = ApiError::from_ingest(fenrir_ingest::Error::BacklogFull {
+            unflushed_bytes: 2048,
+            limit: 1024,
+        });
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.to_string().starts_with("ingester backlog full"), "{e}");
     }
 }
