@@ -209,8 +209,11 @@ impl Ingester {
                 !(s.is_empty() && now.duration_since(s.last_append) >= cfg.chunk_idle_period)
             });
         }
+        // Half the backlog limit is due too, so pushes are not refused while a flush that
+        // could make room waits for its turn.
         let due = force
             || sealed_bytes >= cfg.flush_sealed_bytes
+            || sealed_bytes as u64 >= cfg.max_unflushed_bytes / 2
             || now.duration_since(oldest_sealed) >= cfg.flush_sealed_age;
         let mut pending: Pending = pending.into_iter().collect();
         // Oldest data first, so a flush cut short by a failure still makes progress.

@@ -3,4 +3,4 @@
 
 mod wiring;
 
-pub use wiring::{build, serve, Built};
+pub use wiring::{build, serve, spawn_flusher, Built};
