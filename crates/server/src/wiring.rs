@@ -266,3 +266,38 @@ async fn shutdown_signal() {
         _ = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn s3_options_follow_lokis_keys() {
+        let yaml = "storage_config:\n  aws:\n    endpoint: minio:9000\n    bucketnames: first, second\n    access_key_id: ak\n    secret_access_key: sk\n    s3forcepathstyle: true\n    insecure: true\n    http_config:\n      timeout: 30s\n      response_header_timeout: 5s\n    backoff_config:\n      min_period: 50ms\n      max_period: 2s\n      max_retries: 3\ningester:\n  max_unflushed_bytes: 64MB\n";
+        let config = fenrir_config::from_yaml(yaml).unwrap();
+        let ObjectStoreConfig::S3(s3) = config.object_store().unwrap() else {
+            panic!("expected s3");
+        };
+        let options = s3_options(&s3).await.unwrap();
+        assert_eq!(options.bucket, "first");
+        assert_eq!(options.endpoint, "minio:9000");
+        assert_eq!(
+            (
+                options.access_key_id.as_str(),
+                options.secret_access_key.as_str()
+            ),
+            ("ak", "sk")
+        );
+        assert!(options.force_path_style && options.insecure);
+        assert_eq!(options.max_attempts, 4);
+        assert_eq!(options.initial_backoff, Duration::from_millis(50));
+        assert_eq!(options.max_backoff, Duration::from_secs(2));
+        assert_eq!(options.attempt_timeout, Duration::from_secs(30));
+        assert_eq!(
+            options.response_header_timeout,
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(options.part_size, S3Options::default().part_size);
+        assert_eq!(ingest_config(&config).max_unflushed_bytes, 64 << 20);
+    }
+}
