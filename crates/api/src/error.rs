@@ -54,9 +54,15 @@ impl ApiError {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => {
-                // Disk full or an unwritable WAL: nothing of the push was acknowledged, so
-                // the client's retry loses nothing.
-                tracing::error!(error = %e, "push not stored");
+                // Disk full, an unwritable WAL, or the unflushed backlog at its limit while
+                // the object store is down: nothing of the push was acknowledged, so the
+                // client's retry loses nothing.
+                if let fenrir_ingest::Error::BacklogFull { .. } = e {
+                    // Expected while the object store is down; /metrics counts these.
+                    tracing::debug!(error = %e, "push refused");
+                } else {
+                    tracing::error!(error = %e, "push not stored");
+                }
                 return Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("push not stored, retry later: {e}"),
@@ -113,5 +119,20 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("nosniff"),
         );
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_backlog_is_503_with_the_reason() {
+        let e = ApiError::from_ingest(fenrir_ingest::Error::BacklogFull {
+            unflushed_bytes: 2048,
+            limit: 1024,
+        });
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.to_string().starts_with("ingester backlog full"), "{e}");
     }
 }

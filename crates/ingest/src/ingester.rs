@@ -10,6 +10,7 @@ use fenrir_index::Index;
 use fenrir_storage::ObjectStore;
 use fenrir_wal::{Wal, WalOptions};
 
+use crate::flush::FlushState;
 use crate::limits::{
     per_stream_rate_reason, rate_limited_message, refused_entries_message, stream_limit_message,
     too_far_behind_reason, DiscardReason, Discarded, PushLimits, Refused,
@@ -44,6 +45,9 @@ pub struct IngestConfig {
     pub flush_sealed_age: Duration,
     /// Entries older than the stream's newest minus this are refused (Loki: max_chunk_age/2).
     pub out_of_order_window: Duration,
+    /// Pushes are refused while sealed chunks waiting for the store exceed this many
+    /// compressed bytes (`max_unflushed_bytes`).
+    pub max_unflushed_bytes: u64,
 }
 
 impl IngestConfig {
@@ -61,6 +65,7 @@ impl IngestConfig {
             flush_sealed_bytes: 16 << 20,
             flush_sealed_age: Duration::from_secs(60),
             out_of_order_window: Duration::from_secs(3600),
+            max_unflushed_bytes: 1 << 30,
         }
     }
 
@@ -109,6 +114,7 @@ pub(crate) struct Inner {
     tenant_rates: RateLimiters<Tenant>,
     /// Per-stream rate limiters.
     stream_rates: RateLimiters<(Tenant, Fingerprint)>,
+    pub(crate) flush_state: FlushState,
 }
 
 impl std::fmt::Debug for Ingester {
@@ -136,6 +142,7 @@ impl Ingester {
                 next_object_id: AtomicU64::new(0),
                 tenant_rates: RateLimiters::new(),
                 stream_rates: RateLimiters::new(),
+                flush_state: FlushState::default(),
             }),
         };
         let mut entries = 0usize;
@@ -177,6 +184,7 @@ impl Ingester {
         streams: Vec<(LabelSet, Vec<Entry>)>,
         limits: &PushLimits,
     ) -> Result<()> {
+        self.check_backlog()?;
         let (accepted, refused) = self.admit(tenant, streams, limits);
         if !accepted.is_empty() {
             let payload = record::encode(tenant, &accepted);
@@ -268,7 +276,9 @@ impl Ingester {
     ) -> Result<()> {
         let stream = self.stream(tenant, &labels);
         let mut s = lock(&stream);
+        let sealed_before = s.sealed.len();
         s.append(entries, segment, self.inner.cfg.seal_policy())?;
+        self.note_sealed(&s.sealed[sealed_before..]);
         Ok(())
     }
 
