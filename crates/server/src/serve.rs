@@ -41,7 +41,7 @@ async fn serve_until(
         state,
         ..
     } = built;
-    let flusher = spawn_flusher(ingester.clone(), &config);
+    let flusher = spawn_flusher(ingester.clone(), config);
     let stopped = {
         let mut stop = stop.clone();
         async move {
