@@ -56,6 +56,14 @@ impl Ingester {
             stats.bytes += written;
             self.forget_flushed(&tenant, &chunks);
         }
+        if stats.objects > 0 {
+            // sled buffers writes in the process: the index records must be on disk before
+            // the WAL that holds the same entries is released, or a crash loses them.
+            let index = self.inner.index.clone();
+            tokio::task::spawn_blocking(move || index.flush())
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+        }
         let keep_from = self.min_needed_wal_segment();
         if keep_from > 0 {
             self.inner.wal.release_through(keep_from - 1)?;
