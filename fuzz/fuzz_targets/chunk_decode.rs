@@ -11,7 +11,7 @@
 //!    wrapped here in a valid one-block chunk, which fuzzes the block decoder directly.
 #![no_main]
 
-use fenrir_chunk::{footer_len_from_trailer, parse_footer, read_segment, ChunkReader};
+use fenrir_chunk::{decode_all, footer_len_from_trailer, parse_footer, read_segment, ChunkReader};
 use libfuzzer_sys::fuzz_target;
 
 const CHUNK_HEADER_LEN: usize = 52;
@@ -97,8 +97,12 @@ fn repair_segment(b: &mut [u8]) {
     }
 }
 
-/// Opens a chunk and walks every entry of every block, as a query scan does.
+/// Opens a chunk and walks every entry of every block, as a query scan does, then decodes
+/// it whole.
 fn read_chunk(bytes: &[u8]) {
+    if let Ok(entries) = decode_all(bytes) {
+        assert!(!entries.is_empty());
+    }
     let Ok(reader) = ChunkReader::open(bytes) else {
         return;
     };
@@ -112,7 +116,7 @@ fn read_chunk(bytes: &[u8]) {
         for entry in block.iter() {
             seen += 1;
             for (name, value) in entry.structured_metadata.iter() {
-                assert_eq!(entry.structured_metadata.get(name).is_some(), true);
+                assert!(entry.structured_metadata.get(name).is_some());
                 let _ = value.len();
             }
             let _ = entry.to_entry();
