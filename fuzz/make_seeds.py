@@ -3,12 +3,13 @@
 (the conformance dataset and queries, the golden chunk and segment files) plus a few
 hand-made inputs. Each seed starts with the mode byte its target reads first.
 
+Inputs that once crashed a target are kept beside them as seeds/<target>/regress_*.
+
 Run from anywhere: python3 fuzz/make_seeds.py
 """
 import gzip
 import json
 import os
-import shutil
 import struct
 import zlib
 
@@ -122,7 +123,11 @@ proto_streams = [
 ]
 proto = push_request(proto_streams)
 
-shutil.rmtree(SEEDS, ignore_errors=True)
+# Regenerate everything but the inputs of fixed crashes (regress_*), which stay as seeds.
+for dirpath, _, files in os.walk(SEEDS):
+    for name in files:
+        if not name.startswith("regress_"):
+            os.remove(os.path.join(dirpath, name))
 
 # push_protobuf: mode odd = protobuf compressed by the target.
 write("push_protobuf", "dataset", b"\x01" + proto)
@@ -142,7 +147,7 @@ write(
 )
 
 # push_gzip: bit 3 JSON, bit 4 compressed by the target, bit 5 zlib wrapper.
-write("push_gzip", "gzip_json_as_sent", bytes([0 | 8]) + gzip.compress(v1_json))
+write("push_gzip", "gzip_json_as_sent", bytes([0 | 8]) + gzip.compress(v1_json, mtime=0))
 write("push_gzip", "zlib_json_as_sent", bytes([2 | 8]) + zlib.compress(v1_json))
 raw_deflate = zlib.compressobj(wbits=-15)
 write("push_gzip", "deflate_json_as_sent", bytes([2 | 8]) + raw_deflate.compress(v1_json) + raw_deflate.flush())
@@ -199,9 +204,9 @@ otlp_proto = field_bytes(
     + field_bytes(2, field_bytes(1, field_bytes(1, b"lib")) + field_bytes(2, otlp_record)),
 )
 write("push_otlp", "json", b"\x01" + otlp_json)
-write("push_otlp", "json_gzip", b"\x03" + gzip.compress(otlp_json))
+write("push_otlp", "json_gzip", b"\x03" + gzip.compress(otlp_json, mtime=0))
 write("push_otlp", "proto", b"\x00" + otlp_proto)
-write("push_otlp", "proto_gzip", b"\x02" + gzip.compress(otlp_proto))
+write("push_otlp", "proto_gzip", b"\x02" + gzip.compress(otlp_proto, mtime=0))
 
 # label_string
 for i, s in enumerate(
