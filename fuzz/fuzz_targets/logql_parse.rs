@@ -5,6 +5,13 @@
 use fenrir_logql::parse_expr;
 use libfuzzer_sys::fuzz_target;
 
+fn has_non_finite_literal(expr: &fenrir_logql::Expr) -> bool {
+    let tree = format!("{expr:?}");
+    ["Literal(inf)", "Literal(-inf)", "Literal(NaN)"]
+        .iter()
+        .any(|literal| tree.contains(literal))
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(query) = std::str::from_utf8(data) else {
         return;
@@ -13,8 +20,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let printed = expr.to_string();
-    let reparsed = parse_expr(&printed)
-        .unwrap_or_else(|e| panic!("{query:?} printed as {printed:?}, which fails: {e}"));
+    let reparsed = match parse_expr(&printed) {
+        Ok(reparsed) => reparsed,
+        // Constant folding can make an infinite or NaN literal (`1 + 7^7^23`), which LogQL
+        // has no syntax for: Loki prints it as `+Inf` too, and cannot parse that either.
+        Err(_) if has_non_finite_literal(&expr) => return,
+        Err(e) => panic!("{query:?} printed as {printed:?}, which fails: {e}"),
+    };
     // Debug output compares floats by their text, so NaN literals compare equal to themselves.
     if reparsed != expr {
         assert_eq!(
