@@ -7,7 +7,7 @@ use fenrir_common::LabelSet;
 use super::convert::{duration_seconds, parse_go_duration, parse_go_float, parse_humanize_bytes};
 use super::label_filter::LabelFilterStage;
 use super::labels::{
-    LabelSetInterner, LineLabels, ParserHints, ERROR_DETAILS_LABEL, ERROR_LABEL,
+    GroupInterner, LabelSetInterner, LineLabels, ParserHints, ERROR_DETAILS_LABEL, ERROR_LABEL,
     ERR_SAMPLE_EXTRACTION,
 };
 use super::{parse_error, CompiledStages};
@@ -173,6 +173,7 @@ impl SampleExtractor {
             stages: self.stages.clone(),
             labels: LineLabels::with_hints(stream_labels.clone(), self.hints.clone()),
             interner: LabelSetInterner::default(),
+            grouped: GroupInterner::default(),
             plain: None,
             names: Vec::new(),
         }
@@ -196,6 +197,8 @@ pub struct StreamSampleExtractor<'a> {
     stages: CompiledStages,
     labels: LineLabels,
     interner: LabelSetInterner,
+    /// The output of a `by (…)` grouping when there is no error.
+    grouped: GroupInterner,
     /// The output labels of a line that only has the stream labels.
     plain: Option<LabelSet>,
     names: Vec<String>,
@@ -264,6 +267,9 @@ impl StreamSampleExtractor<'_> {
                 self.plain = Some(self.interner.intern(emit_output).clone());
             }
             return self.plain.as_ref().map(|set| (set, value));
+        }
+        if let (OutputLabels::By(names), false) = (&extractor.output, labels.has_err()) {
+            return Some((self.grouped.intern(names, labels), value));
         }
         Some((self.interner.intern(emit_output), value))
     }

@@ -1,9 +1,10 @@
 //! The per-line label state (Loki's labels builder) and the interning of result label sets.
 
-use std::collections::HashMap;
+use std::hash::Hasher;
 
 use fenrir_common::LabelSet;
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use crate::fxhash::{mix64, FxHashMap, FxHasher};
 
 /// The `__error__` label.
 pub(crate) const ERROR_LABEL: &str = "__error__";
@@ -613,9 +614,13 @@ fn sorted_get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> 
 /// An order-independent hash of one label: lines that set the same labels in a different
 /// order still share one interned result.
 pub(crate) fn pair_hash(cat: u64, name: &str, value: &str) -> u64 {
-    xxh3_64_with_seed(value.as_bytes(), xxh3_64_with_seed(name.as_bytes(), cat))
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ xxh3_64(name.as_bytes())
+    let mut h = FxHasher::default();
+    h.write_u64(cat);
+    h.write(name.as_bytes());
+    h.write_u8(0xff);
+    h.write(value.as_bytes());
+    // Sums of plain Fx hashes would cancel out; finalise each pair first.
+    mix64(h.finish())
 }
 
 /// Past this many distinct label sets per stream the cache starts over, so that a
@@ -625,7 +630,7 @@ const MAX_INTERNED: usize = 512;
 /// Distinct [`ResultLabels`] of one stream, found by a hash of the line's labels.
 #[derive(Debug, Default)]
 pub(crate) struct ResultInterner {
-    by_hash: HashMap<u64, Vec<usize>>,
+    by_hash: FxHashMap<u64, Vec<usize>>,
     entries: Vec<ResultLabels>,
     /// Where a new set goes once the cache is full and mostly missing (unique label
     /// values such as timestamps): replaced each time, so memory stays bounded and
@@ -669,7 +674,7 @@ impl ResultInterner {
 /// Distinct output label sets of a sample extractor, found by a hash of their pairs.
 #[derive(Debug, Default)]
 pub(crate) struct LabelSetInterner {
-    by_hash: HashMap<u64, Vec<usize>>,
+    by_hash: FxHashMap<u64, Vec<usize>>,
     entries: Vec<LabelSet>,
 }
 
@@ -716,9 +721,89 @@ impl LabelSetInterner {
     }
 }
 
+/// Output label sets of a `by (…)` grouping, found by a hash of the grouped values: no
+/// per-pair hashing, and the check compares only the grouped names.
+#[derive(Debug, Default)]
+pub(crate) struct GroupInterner {
+    by_hash: FxHashMap<u64, Vec<usize>>,
+    entries: Vec<LabelSet>,
+    empty: LabelSet,
+}
+
+impl GroupInterner {
+    /// The set of `names` (distinct) with the values `labels` has for them; empty
+    /// values are kept, as in [`LabelSetInterner::intern`].
+    pub(crate) fn intern(&mut self, names: &[String], labels: &LineLabels) -> &LabelSet {
+        if names.is_empty() {
+            return &self.empty;
+        }
+        let mut h = FxHasher::default();
+        for n in names {
+            match labels.get(n) {
+                Some(v) => {
+                    h.write(v.as_bytes());
+                    h.write_u8(0xff);
+                }
+                None => h.write_u8(0xfe),
+            }
+        }
+        let hash = h.finish();
+        let found = self.by_hash.get(&hash).and_then(|ids| {
+            ids.iter().copied().find(|&id| {
+                let set = &self.entries[id];
+                names.iter().all(|n| set.get(n) == labels.get(n))
+            })
+        });
+        if let Some(id) = found {
+            return &self.entries[id];
+        }
+        if self.entries.len() >= MAX_INTERNED {
+            self.entries.clear();
+            self.by_hash.clear();
+        }
+        let mut builder = LabelSet::empty().to_builder();
+        for n in names {
+            if let Some(v) = labels.get(n) {
+                builder.set(n.clone(), v.to_string());
+            }
+        }
+        let id = self.entries.len();
+        self.entries.push(builder.build_keep_empty());
+        self.by_hash.entry(hash).or_default().push(id);
+        &self.entries[id]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_interner_keys_on_values_and_keeps_empty_ones() {
+        let names = vec!["level".to_string(), "status".to_string()];
+        let mut interner = GroupInterner::default();
+        let mut l = LineLabels::new(stream());
+        l.reset(&[]);
+        l.set_from_parser("status", "500");
+        let first = interner.intern(&names, &l).clone();
+        assert_eq!(first.to_string(), r#"{level="info", status="500"}"#);
+        l.reset(&[("trace_id", "t")]);
+        l.set_from_parser("status", "500");
+        assert!(std::ptr::eq(
+            interner.intern(&names, &l).as_slice(),
+            first.as_slice()
+        ));
+        l.reset(&[]);
+        l.set_from_parser("status", "");
+        assert_eq!(
+            interner.intern(&names, &l).to_string(),
+            r#"{level="info", status=""}"#
+        );
+        l.reset(&[]);
+        assert_eq!(interner.intern(&names, &l).to_string(), r#"{level="info"}"#);
+        assert_eq!(interner.intern(&[], &l).to_string(), "{}");
+        assert_eq!(interner.entries.len(), 3);
+    }
 
     fn stream() -> LabelSet {
         LabelSet::from_pairs([("app", "api"), ("level", "info"), ("pod", "p1")])
