@@ -6,7 +6,14 @@
 //! - `log_volume`: `sum by (level, detected_level) (count_over_time({app="bench"} | drop __error__[1m]))`
 //! - `filter_count`: `sum(count_over_time({app="bench"} |= "ERROR" [1m]))`
 //! - `json_by_method`: `sum by (method) (rate({app="bench"} | json [1m]))`
+//!
+//! Times are the benchmark thread's CPU time (`/proc/thread-self/schedstat`), not wall
+//! time: the development machine is shared, and wall times there swing by 2x from run
+//! to run while CPU time stays within a few percent.
 
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fenrir_common::LabelSet;
 use fenrir_logql::ast::{MetricExpr, RangeAgg};
@@ -126,6 +133,74 @@ impl SampleSource for Workload {
     }
 }
 
+/// CPU time of the calling thread, in nanoseconds, as the scheduler accounts it.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .expect("/proc/thread-self/schedstat is readable (Linux)")
+}
+
+/// Criterion measurement of the benchmark thread's CPU time.
+struct CpuTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = u64;
+    type Value = Duration;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+
+    fn end(&self, start: u64) -> Duration {
+        Duration::from_nanos(thread_cpu_ns().saturating_sub(start))
+    }
+
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+/// Nanoseconds shown as CPU ms, throughput per CPU second.
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, _typical: f64, values: &mut [f64]) -> &'static str {
+        values.iter_mut().for_each(|v| *v /= 1e6);
+        "ms (CPU)"
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let (count, unit) = match throughput {
+            Throughput::Bytes(b) | Throughput::BytesDecimal(b) => (*b as f64 / 1e6, "MB/CPU-s"),
+            Throughput::Elements(e) => (*e as f64, "elem/CPU-s"),
+        };
+        values.iter_mut().for_each(|v| *v = count / (*v / 1e9));
+        unit
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
 fn metric(q: &str) -> MetricExpr {
     match parse_expr(q).expect("bench query parses") {
         Expr::Metric(m) => m,
@@ -133,7 +208,7 @@ fn metric(q: &str) -> MetricExpr {
     }
 }
 
-fn bench_queries(c: &mut Criterion) {
+fn bench_queries(c: &mut Criterion<CpuTime>) {
     let mut workload = Workload::new();
     let params = EvalParams::range(START, START + 3600 * S, 60 * S, 0);
     let mut group = c.benchmark_group("extract");
@@ -169,5 +244,9 @@ fn bench_queries(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench_queries);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = bench_queries
+}
 criterion_main!(benches);
