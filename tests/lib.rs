@@ -64,6 +64,80 @@ impl TestServer {
         self.send(req.body(Body::empty()).expect("request")).await
     }
 
+    /// `GET` of an exact request target (path and raw query string, encoded as the
+    /// client encodes it) with headers; returns status, content type and body.
+    pub async fn get_raw(&self, target: &str, headers: &[(&str, &str)]) -> RawResponse {
+        let mut req = Request::get(target);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        RawResponse {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// `POST path` with a body, content type and extra headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, Vec<u8>) {
+        let mut req = Request::post(path).header("content-type", content_type);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req.body(Body::from(body)).expect("request"))
+            .await
+    }
+
+    /// Serves the same application on `127.0.0.1` with an OS-assigned port (for clients
+    /// that need a socket, such as WebSockets) until [`Listening::stop`].
+    pub async fn listen(&self) -> Listening {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = self.app.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Listening {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
     /// `POST path` with a body and content type.
     pub async fn post(
         &self,
@@ -76,5 +150,53 @@ impl TestServer {
             .body(Body::from(body))
             .expect("request");
         self.send(req).await
+    }
+}
+
+/// A response of [`TestServer::get_raw`].
+pub struct RawResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// The `content-type` header (empty when absent).
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A server listening on a real socket, from [`TestServer::listen`].
+pub struct Listening {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listening {
+    /// Stops accepting, lets open connections finish and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -29,7 +29,7 @@ impl ApiError {
     }
 
     /// Go's `http.Error` appends a newline; the push path and auth use it.
-    fn with_newline(mut self) -> Self {
+    pub(crate) fn with_newline(mut self) -> Self {
         self.newline = true;
         self
     }
@@ -49,16 +49,39 @@ impl ApiError {
     }
 
     pub(crate) fn from_ingest(e: fenrir_ingest::Error) -> Self {
-        if e.is_client_error() {
-            return Self::bad_request(e.to_string()).with_newline();
-        }
+        use fenrir_ingest::ErrorKind;
         if let fenrir_ingest::Error::BacklogFull { .. } = e {
             // Expected while the object store is down; /metrics counts these.
             tracing::debug!(error = %e, "push refused");
             return Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_newline();
         }
-        tracing::error!(error = %e, "push failed");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_newline()
+        let status = match e.kind() {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => {
+                // Disk full or an unwritable WAL: nothing of the push was acknowledged, so
+                // the client's retry loses nothing.
+                tracing::error!(error = %e, "push not stored");
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("push not stored, retry later: {e}"),
+                )
+                .with_newline();
+            }
+            ErrorKind::Internal => {
+                tracing::error!(error = %e, "push failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        Self::new(status, e.to_string()).with_newline()
+    }
+
+    /// A query that ran past its tenant's `query_timeout` (Loki's 504 and text).
+    pub(crate) fn query_timeout() -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed",
+        )
     }
 
     pub(crate) fn from_query(e: fenrir_query::Error) -> Self {

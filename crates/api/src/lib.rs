@@ -4,6 +4,7 @@
 //! [`router`] builds the whole axum application from an [`AppState`]; tests drive it
 //! with `tower::ServiceExt::oneshot`, no socket needed.
 
+mod drilldown;
 mod error;
 mod json;
 mod metrics;
@@ -12,8 +13,11 @@ mod params;
 mod push;
 mod query;
 mod routes;
+mod rules;
 mod state;
+mod tail;
 
 pub use error::ApiError;
 pub use routes::router;
 pub use state::{ApiConfig, AppState};
+pub use tail::TailConfig;

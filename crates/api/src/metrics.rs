@@ -1,16 +1,33 @@
 //! Prometheus metrics at `/metrics`. Labels are bounded: route templates and status
-//! codes, never tenants' stream labels.
+//! codes, discard reasons (fixed sets) and at most [`MAX_TENANT_LABELS`] tenants, never
+//! tenants' stream labels.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// Distinct tenants that get their own `tenant` label value; later ones are counted
+/// under [`OTHER_TENANTS`], so that clients choosing tenant IDs cannot grow `/metrics`
+/// without bound.
+pub(crate) const MAX_TENANT_LABELS: usize = 1000;
+
+/// The `tenant` label value of tenants past [`MAX_TENANT_LABELS`].
+pub(crate) const OTHER_TENANTS: &str = "__other__";
 
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), (u64, f64)>>,
     pushed_entries: AtomicU64,
     pushed_bytes: AtomicU64,
+    discarded: Mutex<Discards>,
+}
+
+/// `loki_discarded_samples_total` and `loki_discarded_bytes_total` by (reason, tenant).
+#[derive(Debug, Default)]
+struct Discards {
+    counts: BTreeMap<(&'static str, String), (u64, u64)>,
+    tenants: BTreeSet<String>,
 }
 
 impl Metrics {
@@ -24,6 +41,28 @@ impl Metrics {
     pub(crate) fn record_push(&self, entries: u64, bytes: u64) {
         self.pushed_entries.fetch_add(entries, Ordering::Relaxed);
         self.pushed_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts entries and bytes refused for `reason` (one of Loki's fixed reasons).
+    pub(crate) fn record_discarded(
+        &self,
+        tenant: &str,
+        reason: &'static str,
+        entries: u64,
+        bytes: u64,
+    ) {
+        let mut d = self.discarded.lock().unwrap_or_else(|p| p.into_inner());
+        let tenant = if d.tenants.contains(tenant) {
+            tenant.to_string()
+        } else if d.tenants.len() < MAX_TENANT_LABELS {
+            d.tenants.insert(tenant.to_string());
+            tenant.to_string()
+        } else {
+            OTHER_TENANTS.to_string()
+        };
+        let slot = d.counts.entry((reason, tenant)).or_default();
+        slot.0 += entries;
+        slot.1 += bytes;
     }
 
     pub(crate) fn render(&self, extra: &[(&str, &str, f64)]) -> String {
@@ -60,6 +99,7 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
         }
+        self.render_discarded(&mut out);
         for (name, help, v) in extra {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
@@ -119,6 +159,39 @@ impl Metrics {
         }
         out
     }
+
+    fn render_discarded(&self, out: &mut String) {
+        let d = self.discarded.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, help, pick) in [
+            (
+                "loki_discarded_samples_total",
+                "The total number of samples that were discarded.",
+                0,
+            ),
+            (
+                "loki_discarded_bytes_total",
+                "The total number of bytes that were discarded.",
+                1,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((reason, tenant), (entries, bytes)) in &d.counts {
+                let v = if pick == 0 { entries } else { bytes };
+                let _ = writeln!(
+                    out,
+                    "{name}{{reason=\"{reason}\",tenant=\"{}\"}} {v}",
+                    escape_label_value(tenant)
+                );
+            }
+        }
+    }
+}
+
+/// Prometheus text-format escaping of a label value.
+fn escape_label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -153,5 +226,37 @@ mod tests {
                 "{line} missing from\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn discards_render_with_bounded_tenants() {
+        let m = Metrics::default();
+        m.record_discarded("fake", "line_too_long", 2, 10);
+        m.record_discarded("fake", "line_too_long", 1, 5);
+        m.record_discarded("fake", "rate_limited", 4, 400);
+        for i in 0..MAX_TENANT_LABELS + 5 {
+            m.record_discarded(&format!("t{i}"), "stream_limit", 1, 1);
+        }
+        let text = m.render(&[]);
+        assert!(
+            text.contains(
+                "loki_discarded_samples_total{reason=\"line_too_long\",tenant=\"fake\"} 3\n"
+            ),
+            "{text}"
+        );
+        assert!(text
+            .contains("loki_discarded_bytes_total{reason=\"line_too_long\",tenant=\"fake\"} 15\n"));
+        assert!(text
+            .contains("loki_discarded_bytes_total{reason=\"rate_limited\",tenant=\"fake\"} 400\n"));
+        // "fake" took one of the slots: six tenants share the overflow label.
+        assert!(text.contains(
+            "loki_discarded_samples_total{reason=\"stream_limit\",tenant=\"__other__\"} 6\n"
+        ));
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("loki_discarded_samples_total{"))
+            .count();
+        assert_eq!(series, MAX_TENANT_LABELS + 2);
+        assert_eq!(escape_label_value("a\"b\\c"), "a\\\"b\\\\c");
     }
 }

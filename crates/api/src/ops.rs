@@ -13,11 +13,7 @@ pub(crate) async fn ready(State(st): State<AppState>) -> Response {
     if st.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Ingester not ready: shutting down",
-        )
-        .into_response()
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Application is stopping").into_response()
     }
 }
 

@@ -89,6 +89,7 @@ pub(crate) fn parse_step(s: &str) -> Result<i64, ApiError> {
         }
     }
     parse_prometheus_duration(s)
+        .or_else(|| parse_go_duration(s))
         .ok_or_else(|| ApiError::bad_request(format!("cannot parse \"{s}\" to a valid duration")))
 }
 
@@ -159,6 +160,61 @@ pub(crate) fn bounds(form: &Form) -> Result<(i64, i64), ApiError> {
     Ok((start, end))
 }
 
+/// [`bounds`] for label lookups: an instant (`start == end`, Grafana's log context)
+/// covers the millisecond it names, since Grafana sends row times at ms precision.
+pub(crate) fn label_bounds(form: &Form) -> Result<(i64, i64), ApiError> {
+    let (start, end) = bounds(form)?;
+    Ok(if end == start {
+        (start, start.saturating_add(1_000_000))
+    } else {
+        (start, end)
+    })
+}
+
+/// Go's `time.ParseDuration` (`1.5s`, `2h0m0s`, `300ms`, `1us`), which Grafana 8–9 sent
+/// as `step`.
+fn parse_go_duration(s: &str) -> Option<i64> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut last_mult = f64::INFINITY;
+    while !rest.is_empty() {
+        let n = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let (unit, mult) = [
+            ("ns", 1.0),
+            ("us", 1e3),
+            ("µs", 1e3),
+            ("μs", 1e3),
+            ("ms", 1e6),
+            ("s", 1e9),
+            ("m", 60e9),
+            ("h", 3600e9),
+        ]
+        .into_iter()
+        .filter(|(u, _)| rest.starts_with(u))
+        .max_by_key(|(u, _)| u.len())?;
+        // Units in falling order only, as Prometheus durations (`30m1h` stays an error).
+        if mult >= last_mult {
+            return None;
+        }
+        last_mult = mult;
+        rest = &rest[unit.len()..];
+        total += value * mult;
+    }
+    let ns = if neg { -total } else { total };
+    (ns.abs() < i64::MAX as f64).then_some(ns.round() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +244,11 @@ mod tests {
         assert_eq!(parse_step("60000ms").unwrap(), 60 * NANOS);
         assert_eq!(parse_step("1h30m").unwrap(), 5400 * NANOS);
         assert!(parse_step("5minutes").is_err());
+        assert_eq!(parse_step("15000ms").unwrap(), 15 * NANOS);
+        assert_eq!(parse_step("1m0s").unwrap(), 60 * NANOS);
+        assert_eq!(parse_step("1.5s").unwrap(), 1_500_000_000);
+        assert_eq!(parse_step("2h0m0s").unwrap(), 7200 * NANOS);
+        assert_eq!(parse_step("15").unwrap(), 15 * NANOS);
         assert!(parse_step("30m1h").is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! The read endpoints: query, query_range, labels, label values, series, index stats.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -7,14 +9,15 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use fenrir_common::{Matcher, Tenant};
-use fenrir_logql::ast::{Expr, LogExpr};
+use fenrir_config::Limits;
+use fenrir_logql::ast::{Expr, LogExpr, MetricExpr};
 use fenrir_logql::{
     format_sample_value, format_timestamp_seconds, parse_expr, EvalParams, QueryValue,
 };
 use fenrir_query::{Direction, LogQuery, LogResult};
 
 use crate::json::{push_map, push_str, push_str_array};
-use crate::params::{bounds, now_ns, parse_step, parse_time, Form};
+use crate::params::{bounds, label_bounds, now_ns, parse_step, parse_time, Form};
 use crate::{ApiError, AppState};
 
 const MAX_POINTS: i64 = 11_000;
@@ -29,13 +32,15 @@ pub(crate) fn json_response(mut body: String) -> Response {
         .into_response()
 }
 
-struct Request {
-    tenant: Tenant,
-    form: Form,
-    headers: HeaderMap,
+pub(crate) struct Request {
+    pub(crate) tenant: Tenant,
+    /// The tenant's limits as they were when the request arrived.
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) form: Form,
+    pub(crate) headers: HeaderMap,
 }
 
-fn request(
+pub(crate) fn request(
     st: &AppState,
     method: &Method,
     query: Option<String>,
@@ -43,9 +48,11 @@ fn request(
     body: &[u8],
 ) -> Result<Request, ApiError> {
     let tenant = st.tenant(&headers)?;
+    let limits = st.cfg.limits.get(tenant.as_str());
     let form = Form::parse(method, query.as_deref(), &headers, body);
     Ok(Request {
         tenant,
+        limits,
         form,
         headers,
     })
@@ -56,7 +63,7 @@ fn query_text(form: &Form) -> &str {
 }
 
 /// A query that must be a plain stream selector.
-fn selector(text: &str) -> Result<Vec<Matcher>, ApiError> {
+pub(crate) fn selector(text: &str) -> Result<Vec<Matcher>, ApiError> {
     match parse_expr(text).map_err(|e| ApiError::bad_request(e.to_string()))? {
         Expr::Log(LogExpr { selector, stages }) if stages.is_empty() => Ok(selector),
         _ => Err(ApiError::bad_request(
@@ -95,30 +102,47 @@ pub(crate) async fn query_range(
             "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
         ));
     }
-    check_query_length(&st, start, end)?;
+    let Some(start) = lookback_start(&req.limits, start, end) else {
+        // Entirely before max_query_lookback: an empty answer, as Loki gives.
+        return Ok(json_response(match expr {
+            Expr::Log(_) => streams_body(
+                &LogResult {
+                    streams: Vec::new(),
+                    entries_scanned: 0,
+                    bytes_scanned: 0,
+                },
+                categorize(&req.headers),
+                started,
+            ),
+            Expr::Metric(_) => value_body(
+                &QueryValue::Matrix(Vec::new()),
+                &EvalParams::range(start, end, step, 0),
+                started,
+            ),
+        }));
+    };
+    check_query_length(&req.limits, start, end)?;
     match expr {
         Expr::Log(log) => {
-            let limit = limit(&st, &req.form)?;
+            let limit = limit(&req.limits, &req.form)?;
             let direction = direction(&req.form)?;
             let categorize = categorize(&req.headers);
-            let result = st
-                .engine
-                .query_logs(LogQuery {
-                    tenant: req.tenant,
-                    expr: log,
-                    start,
-                    end,
-                    limit,
-                    direction,
-                    categorize,
-                })
-                .await
-                .map_err(ApiError::from_query)?;
+            let query = st.engine.query_logs(LogQuery {
+                tenant: req.tenant,
+                expr: log,
+                start,
+                end,
+                limit,
+                direction,
+                categorize,
+            });
+            let result = within_timeout(&req.limits, query).await?;
             Ok(json_response(streams_body(&result, categorize, started)))
         }
         Expr::Metric(m) => {
-            let params = EvalParams::range(start, end, step, st.cfg.max_query_series);
-            run_metric(&st, req.tenant, m, params, started).await
+            check_range_intervals(&req.limits, &m)?;
+            let params = EvalParams::range(start, end, step, req.limits.max_query_series);
+            run_metric(&st, &req, m, params, started).await
         }
     }
 }
@@ -142,8 +166,9 @@ pub(crate) async fn query_instant(
             "log queries are not supported as an instant query type, please change your query to a range query type",
         )),
         Expr::Metric(m) => {
-            let params = EvalParams::instant(time, st.cfg.max_query_series);
-            run_metric(&st, req.tenant, m, params, started).await
+            check_range_intervals(&req.limits, &m)?;
+            let params = EvalParams::instant(time, req.limits.max_query_series);
+            run_metric(&st, &req, m, params, started).await
         }
     }
 }
@@ -156,13 +181,11 @@ pub(crate) async fn labels(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
-    let (start, end) = bounds(&req.form)?;
+    let (start, end) = label_bounds(&req.form)?;
+    let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = optional_selector(&req.form)?;
-    let names = st
-        .engine
-        .label_names(req.tenant, matchers, start, end)
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.label_names(req.tenant, matchers, start, end);
+    let names = within_timeout(&req.limits, query).await?;
     Ok(json_response(string_list_body(&names)))
 }
 
@@ -175,13 +198,13 @@ pub(crate) async fn label_values(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
-    let (start, end) = bounds(&req.form)?;
+    let (start, end) = label_bounds(&req.form)?;
+    let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = optional_selector(&req.form)?;
-    let values = st
+    let query = st
         .engine
-        .label_values(req.tenant, name, matchers, start, end)
-        .await
-        .map_err(ApiError::from_query)?;
+        .label_values(req.tenant, name, matchers, start, end);
+    let values = within_timeout(&req.limits, query).await?;
     Ok(json_response(string_list_body(&values)))
 }
 
@@ -194,6 +217,7 @@ pub(crate) async fn series(
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
+    let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let mut groups = Vec::new();
     for text in req.form.all("match[]").chain(req.form.all("match")) {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
@@ -206,11 +230,8 @@ pub(crate) async fn series(
     if groups.is_empty() {
         groups.push(Vec::new());
     }
-    let series = st
-        .engine
-        .series(req.tenant, groups, start, end)
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.series(req.tenant, groups, start, end);
+    let series = within_timeout(&req.limits, query).await?;
     let mut out = String::from("{\"status\":\"success\",\"data\":[");
     for (i, labels) in series.iter().enumerate() {
         if i > 0 {
@@ -231,12 +252,10 @@ pub(crate) async fn index_stats(
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
+    let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = selector(query_text(&req.form))?;
-    let s = st
-        .engine
-        .stats(req.tenant, matchers, start, end)
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.stats(req.tenant, matchers, start, end);
+    let s = within_timeout(&req.limits, query).await?;
     Ok(json_response(format!(
         "{{\"streams\":{},\"chunks\":{},\"bytes\":{},\"entries\":{}}}",
         s.streams, s.chunks, s.bytes, s.entries
@@ -248,27 +267,82 @@ fn parse_query(form: &Form) -> Result<Expr, ApiError> {
 }
 
 /// The optional `query` selector of the label endpoints; none selects every stream.
-fn optional_selector(form: &Form) -> Result<Vec<Matcher>, ApiError> {
+pub(crate) fn optional_selector(form: &Form) -> Result<Vec<Matcher>, ApiError> {
     form.get("query").map_or(Ok(Vec::new()), selector)
 }
 
 async fn run_metric(
     st: &AppState,
-    tenant: Tenant,
-    expr: fenrir_logql::ast::MetricExpr,
+    req: &Request,
+    expr: MetricExpr,
     params: EvalParams,
     started: Instant,
 ) -> Result<Response, ApiError> {
-    let value = st
-        .engine
-        .query_metric(tenant, expr, params)
-        .await
-        .map_err(ApiError::from_query)?;
-    Ok(json_response(value_body(&value, started)))
+    let query = st.engine.query_metric(req.tenant.clone(), expr, params);
+    let value = within_timeout(&req.limits, query).await?;
+    Ok(json_response(value_body(&value, &params, started)))
 }
 
-fn check_query_length(st: &AppState, start: i64, end: i64) -> Result<(), ApiError> {
-    let max = st.cfg.max_query_length;
+/// Runs a query under the tenant's `query_timeout` (0: none); past it the client gets
+/// Loki's 504. The blocking scan behind the query is not interrupted: it finishes on its
+/// thread and its result is dropped.
+async fn within_timeout<T>(
+    limits: &Limits,
+    query: impl Future<Output = fenrir_query::Result<T>>,
+) -> Result<T, ApiError> {
+    let timeout = limits.query_timeout;
+    let result = if timeout.is_zero() {
+        query.await
+    } else {
+        match tokio::time::timeout(timeout, query).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(timeout = ?timeout, "query timed out");
+                return Err(ApiError::query_timeout());
+            }
+        }
+    };
+    result.map_err(ApiError::from_query)
+}
+
+/// `max_query_range`: no `[range]` in the query may be longer (0: no limit).
+fn check_range_intervals(limits: &Limits, expr: &MetricExpr) -> Result<(), ApiError> {
+    let max = nanos(limits.max_query_range);
+    if max > 0 && longest_range(expr) > max {
+        return Err(ApiError::bad_request("[interval] value exceeds limit"));
+    }
+    Ok(())
+}
+
+/// The longest `[range]` of the range aggregations inside `expr`, in ns.
+fn longest_range(expr: &MetricExpr) -> i64 {
+    match expr {
+        MetricExpr::RangeAgg(agg) => agg.range.range,
+        MetricExpr::VectorAgg(agg) => longest_range(&agg.inner),
+        MetricExpr::Binary(b) => longest_range(&b.lhs).max(longest_range(&b.rhs)),
+        MetricExpr::LabelReplace(l) => longest_range(&l.inner),
+        MetricExpr::Parens(inner) => longest_range(inner),
+        MetricExpr::Literal(_) | MetricExpr::Vector(_) => 0,
+    }
+}
+
+/// `max_query_lookback` (0: none): the start moved up to now − lookback, or `None` when
+/// the whole range is older than that.
+fn lookback_start(limits: &Limits, start: i64, end: i64) -> Option<i64> {
+    let lookback = nanos(limits.max_query_lookback);
+    if lookback == 0 {
+        return Some(start);
+    }
+    let oldest = now_ns().saturating_sub(lookback);
+    (end >= oldest).then_some(start.max(oldest))
+}
+
+fn nanos(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn check_query_length(limits: &Limits, start: i64, end: i64) -> Result<(), ApiError> {
+    let max = nanos(limits.max_query_length);
     if max > 0 && end - start > max {
         return Err(ApiError::bad_request(format!(
             "the query time range exceeds the limit (query length: {}, limit: {})",
@@ -296,7 +370,7 @@ fn go_duration(ns: i64) -> String {
     }
 }
 
-fn limit(st: &AppState, form: &Form) -> Result<usize, ApiError> {
+fn limit(limits: &Limits, form: &Form) -> Result<usize, ApiError> {
     let limit = match form.get("limit") {
         Some(s) => s.parse::<i64>().map_err(|_| {
             ApiError::bad_request(format!("strconv.Atoi: parsing \"{s}\": invalid syntax"))
@@ -306,7 +380,7 @@ fn limit(st: &AppState, form: &Form) -> Result<usize, ApiError> {
     if limit <= 0 {
         return Err(ApiError::bad_request("limit must be a positive value"));
     }
-    let max = st.cfg.max_entries_limit_per_query as i64;
+    let max = i64::try_from(limits.max_entries_limit_per_query).unwrap_or(i64::MAX);
     if max > 0 && limit > max {
         return Err(ApiError::bad_request(format!(
             "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
@@ -315,7 +389,7 @@ fn limit(st: &AppState, form: &Form) -> Result<usize, ApiError> {
     Ok(limit as usize)
 }
 
-fn direction(form: &Form) -> Result<Direction, ApiError> {
+pub(crate) fn direction(form: &Form) -> Result<Direction, ApiError> {
     match form
         .get("direction")
         .map(str::to_ascii_lowercase)
@@ -431,7 +505,16 @@ fn push_point(out: &mut String, ts_ms: i64, v: f64) {
     out.push_str("\"]");
 }
 
-fn value_body(value: &QueryValue, started: Instant) -> String {
+/// The timestamp Loki 3.4.6 writes for the scalar answer of an instant query: the
+/// evaluation time in nanoseconds multiplied by 1000 in wrapping int64 arithmetic, then
+/// divided by 1e6 and written as an integer. It is Loki's quirk, not a meaningful time
+/// (`1720342800000000000` gives `4795601145011`); we copy it because it is what Grafana's
+/// data source "Save & test" receives, and Grafana ignores the value.
+fn loki_scalar_timestamp(time_ns: i64) -> i64 {
+    time_ns.wrapping_mul(1000) / 1_000_000
+}
+
+fn value_body(value: &QueryValue, params: &EvalParams, started: Instant) -> String {
     let mut out = String::from("{\"status\":\"success\",\"data\":{\"resultType\":");
     match value {
         QueryValue::Matrix(series) => {
@@ -467,6 +550,13 @@ fn value_body(value: &QueryValue, started: Instant) -> String {
             }
             out.push(']');
         }
+        QueryValue::Scalar { value, .. } if params.instant => {
+            out.push_str("\"scalar\",\"result\":[");
+            out.push_str(&loki_scalar_timestamp(params.start).to_string());
+            out.push_str(",\"");
+            out.push_str(&format_sample_value(*value));
+            out.push_str("\"]");
+        }
         QueryValue::Scalar { ts_ms, value } => {
             out.push_str("\"scalar\",\"result\":");
             push_point(&mut out, *ts_ms, *value);
@@ -476,4 +566,32 @@ fn value_body(value: &QueryValue, started: Instant) -> String {
     stats_json(&mut out, 0, 0, 0, started);
     out.push_str("}}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instant_scalar_timestamp_copies_lokis_wrapping_quirk() {
+        assert_eq!(
+            loki_scalar_timestamp(1_720_342_800_000_000_000),
+            4_795_601_145_011
+        );
+        let params = EvalParams::instant(1_720_342_800_000_000_000, 0);
+        let body = value_body(
+            &QueryValue::Scalar {
+                ts_ms: 1_720_342_800_000,
+                value: 19.0,
+            },
+            &params,
+            Instant::now(),
+        );
+        assert!(
+            body.starts_with(
+                r#"{"status":"success","data":{"resultType":"scalar","result":[4795601145011,"19"],"stats":"#
+            ),
+            "{body}"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower_http::compression::CompressionLayer;
 
-use crate::{ops, push, query, ApiError, AppState};
+use crate::{drilldown, ops, push, query, rules, tail, ApiError, AppState};
 
 /// Loki's query POST bodies are capped at 10 MiB.
 const MAX_QUERY_BODY: usize = 10 << 20;
@@ -45,6 +45,39 @@ pub fn router(state: AppState) -> Router {
             "/loki/api/v1/index/stats",
             get(query::index_stats).post(query::index_stats),
         )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(drilldown::volume).post(drilldown::volume),
+        )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(drilldown::volume_range).post(drilldown::volume_range),
+        )
+        .route(
+            "/loki/api/v1/detected_labels",
+            get(drilldown::detected_labels),
+        )
+        .route(
+            "/loki/api/v1/detected_fields",
+            get(drilldown::detected_fields),
+        )
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(drilldown::detected_field_values),
+        )
+        .route("/loki/api/v1/patterns", get(drilldown::patterns))
+        .route(
+            "/loki/api/v1/format_query",
+            get(rules::format_query).post(rules::format_query),
+        )
+        .route(
+            "/loki/api/v1/drilldown-limits",
+            get(rules::drilldown_limits),
+        )
+        .route("/prometheus/api/v1/rules", get(rules::prometheus_rules))
+        .route("/prometheus/api/v1/alerts", get(rules::prometheus_alerts))
+        .route("/api/prom/rules", get(rules::ruler_rules))
+        .route("/loki/api/v1/rules", get(rules::ruler_rules))
         .layer(DefaultBodyLimit::max(MAX_QUERY_BODY))
         .layer(CompressionLayer::new().gzip(true));
     Router::new()
@@ -54,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/loki/api/v1/status/buildinfo", get(ops::buildinfo))
         .route("/flush", post(ops::flush))
+        .route("/loki/api/v1/tail", get(tail::tail))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)

@@ -1,10 +1,12 @@
 use fenrir_common::Tenant;
+use fenrir_config::TenantLimits;
 use fenrir_ingest::Ingester;
-use fenrir_push::{DecodeLimits, ValidationConfig};
+use fenrir_push::DecodeLimits;
 use fenrir_query::Engine;
 use std::sync::Arc;
 
 use crate::metrics::Metrics;
+use crate::tail::{TailConfig, TailHub};
 use crate::ApiError;
 
 /// Settings the HTTP layer enforces.
@@ -12,16 +14,11 @@ use crate::ApiError;
 pub struct ApiConfig {
     /// Require `X-Scope-OrgID`; otherwise every request is tenant `fake`.
     pub auth_enabled: bool,
-    /// Push body caps.
+    /// Push body caps (`distributor.max_recv_msg_size`, `max_decompressed_size`).
     pub decode_limits: DecodeLimits,
-    /// Loki's per-entry and per-stream validation rules.
-    pub validation: ValidationConfig,
-    /// `max_entries_limit_per_query`.
-    pub max_entries_limit_per_query: usize,
-    /// `max_query_series`.
-    pub max_query_series: usize,
-    /// `max_query_length` in ns (0: unlimited).
-    pub max_query_length: i64,
+    /// Each tenant's `limits_config` with its runtime overrides: validation, rate and
+    /// stream limits on push, entry, series, length and time limits on queries.
+    pub limits: TenantLimits,
     /// Version reported by buildinfo.
     pub version: String,
 }
@@ -34,6 +31,7 @@ pub struct AppState {
     pub(crate) engine: Engine,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ready: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) tail: Arc<TailHub>,
 }
 
 impl AppState {
@@ -45,7 +43,14 @@ impl AppState {
             engine,
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            tail: Arc::new(TailHub::new(TailConfig::default())),
         }
+    }
+
+    /// Replaces the live-tail limits (defaults: Loki's).
+    pub fn with_tail_config(mut self, cfg: TailConfig) -> Self {
+        self.tail = Arc::new(TailHub::new(cfg));
+        self
     }
 
     /// The request's tenant: `X-Scope-OrgID` when auth is on, `fake` otherwise.
@@ -65,6 +70,13 @@ impl AppState {
             ));
         }
         Tenant::new(id).map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
+    /// Marks the server as stopping: `/ready` answers 503 from now on, so that load
+    /// balancers stop sending work while in-flight requests finish.
+    pub fn set_stopping(&self) {
+        self.ready
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The ingester, for the server's background tasks.

@@ -317,12 +317,7 @@ impl<'a> ChunkReader<'a> {
         let (frame, stored_crc) = stored.split_at(stored.len() - BLOCK_CRC_LEN);
         let stored_crc = Cursor::new(stored_crc, WHAT).u32()?;
         check_crc(WHAT, stored_crc, frame)?;
-        let raw = zstd::bulk::decompress(frame, block.raw_len as usize).map_err(|source| {
-            Error::Zstd {
-                op: "decompress",
-                source,
-            }
-        })?;
+        let raw = decompress(frame, block.raw_len as usize)?;
         if raw.len() != block.raw_len as usize {
             return Err(Error::corrupt(
                 WHAT,
@@ -437,6 +432,27 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Entry>> {
         out.extend(reader.decode_block(i)?.iter().map(|e| e.to_entry()));
     }
     Ok(out)
+}
+
+/// Decompresses one block frame with this thread's reusable zstd context: creating a
+/// context per block costs about as much as decompressing a small block.
+fn decompress(frame: &[u8], raw_len: usize) -> Result<Vec<u8>> {
+    thread_local! {
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let zstd_error = |source| Error::Zstd {
+        op: "decompress",
+        source,
+    };
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match slot.as_mut() {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new().map_err(zstd_error)?),
+        };
+        decompressor.decompress(frame, raw_len).map_err(zstd_error)
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@ use std::sync::Arc;
 
 use crate::{write_go_quoted, Fingerprint};
 
-/// A stream's label set: pairs sorted by name, names unique, no empty values.
+/// A label set: pairs sorted by name, names unique, no empty values (except in sets made
+/// by [`LabelsBuilder::build_keep_empty`], which only LogQL results use).
 ///
 /// Cheap to clone. Its `Display` is Loki's canonical form, `{a="1", b="2"}`, which is
 /// the stream's identity; [`LabelSet::fingerprint`] hashes exactly that identity.
@@ -123,7 +124,8 @@ pub struct LabelsBuilder {
 }
 
 impl LabelsBuilder {
-    /// Sets `name` to `value`, replacing an earlier value. An empty value removes it.
+    /// Sets `name` to `value`, replacing an earlier value. [`LabelsBuilder::build`] drops
+    /// empty values.
     pub fn set(&mut self, name: String, value: String) -> &mut Self {
         match self.pairs.iter_mut().find(|(k, _)| *k == name) {
             Some(slot) => slot.1 = value,
@@ -149,6 +151,14 @@ impl LabelsBuilder {
     /// The canonical set: sorted by name, empty values dropped.
     pub fn build(mut self) -> LabelSet {
         self.pairs.retain(|(_, v)| !v.is_empty());
+        self.build_keep_empty()
+    }
+
+    /// Like [`LabelsBuilder::build`] but keeps empty values. Only for LogQL results (log
+    /// streams and metric series), where a parsed `x=""` differs from a missing `x`
+    /// (Loki shows it); stream labels are always built with [`LabelsBuilder::build`], so an empty
+    /// stream label is never stored.
+    pub fn build_keep_empty(mut self) -> LabelSet {
         self.pairs.sort_by(|a, b| a.0.cmp(&b.0));
         LabelSet(Arc::from(self.pairs))
     }
@@ -174,6 +184,20 @@ mod tests {
         let c = LabelSet::from_pairs([("a", "12")]);
         let d = LabelSet::from_pairs([("a", "1"), ("2", "")]);
         assert_ne!(c.fingerprint(), d.fingerprint());
+    }
+
+    #[test]
+    fn keep_empty_builder_keeps_empty_values_only_when_asked() {
+        let mut b = LabelsBuilder::default();
+        b.set("b".into(), String::new()).set("a".into(), "1".into());
+        let kept = b.clone().build_keep_empty();
+        assert_eq!(kept.to_string(), r#"{a="1", b=""}"#);
+        assert_eq!(kept.get("b"), Some(""));
+        assert_eq!(b.build().to_string(), r#"{a="1"}"#);
+        assert_ne!(
+            kept.fingerprint(),
+            LabelSet::from_pairs([("a", "1")]).fingerprint()
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::storage::{
 use crate::{expand_env, Error, Result};
 
 /// Larger configuration files are refused before being read into memory.
-const MAX_CONFIG_FILE_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_CONFIG_FILE_BYTES: u64 = 16 << 20;
 
 /// Chunk encodings Loki accepts for `ingester.chunk_encoding`.
 const LOKI_CHUNK_ENCODINGS: &[&str] = &[

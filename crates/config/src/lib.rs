@@ -9,7 +9,7 @@
 //! Precedence (flags > environment > file > defaults) is applied by the server: this crate
 //! turns the file, after optional `${VAR:-default}` expansion, into a validated [`Config`]
 //! whose [`Default`] is the zero-config single node. Per-tenant limits from the runtime
-//! configuration file come from [`parse_overrides`].
+//! configuration file come from [`parse_overrides`]; [`TenantLimits`] holds them at run time.
 #![warn(missing_docs)]
 
 mod components;
@@ -20,6 +20,7 @@ mod limits;
 mod section;
 mod server;
 mod storage;
+mod tenant;
 mod units;
 
 pub use components::{
@@ -36,4 +37,5 @@ pub use storage::{
     KvStoreConfig, ObjectStoreConfig, PeriodConfig, RingConfig, S3Config, S3HttpConfig,
     SchemaConfig, Secret, StorageConfig,
 };
+pub use tenant::TenantLimits;
 pub use units::{format_byte_size, format_duration, parse_byte_size, parse_duration};

@@ -20,6 +20,7 @@ pub const DEFAULT_DISCOVER_SERVICE_NAME: &[&str] = &[
     "service",
     "app",
     "application",
+    "app_name",
     "name",
     "app_kubernetes_io_name",
     "container",
@@ -60,6 +61,8 @@ section! {
         max_line_size: u64 = 256 * 1024,
         /// Truncate over-long lines instead of refusing them.
         max_line_size_truncate: bool = false,
+        /// Appended to a truncated line (counted within `max_line_size`).
+        max_line_size_truncate_identifier: String = String::new(),
         /// Add 1ns to an entry whose timestamp equals the previous one of its stream.
         increment_duplicate_timestamp: bool = false,
         /// Labels copied into `service_name` when absent, first match wins; empty disables.
@@ -132,7 +135,7 @@ section! {
     }
     nested []
     ignored [
-        max_line_size_truncate_identifier, log_level_fields, discover_generic_fields,
+        log_level_fields, discover_generic_fields,
         use_owned_stream_count, tsdb_max_bytes_per_shard, tsdb_sharding_strategy,
         tsdb_precompute_chunks, max_cache_freshness_per_query, max_metadata_cache_freshness,
         max_stats_cache_freshness, max_queriers_per_tenant, max_query_capacity,
@@ -341,6 +344,7 @@ mod tests {
                 "service",
                 "app",
                 "application",
+                "app_name",
                 "name",
                 "app_kubernetes_io_name",
                 "container",

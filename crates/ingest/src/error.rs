@@ -1,10 +1,12 @@
+use crate::limits::Refused;
+
 /// Errors of the write path.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Entries rejected by the ingester's own checks (out-of-order window); the text is
-    /// Loki's and the status 400.
-    #[error("{0}")]
-    Rejected(String),
+    /// Entries refused by the ingester's limits (tenant rate, active streams, per-stream
+    /// rate, out-of-order window); the others of the push were stored. The text is Loki's.
+    #[error("{}", .0.message)]
+    Refused(Box<Refused>),
     /// The WAL could not take the write (disk full, I/O error): the push is not
     /// acknowledged and the client should retry (503).
     #[error("wal: {0}")]
@@ -35,10 +37,46 @@ pub enum Error {
     Internal(String),
 }
 
+/// What kind of failure an [`Error`] is, for the one status mapping in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The client sent entries the limits refuse (400).
+    BadRequest,
+    /// A rate or stream limit refused entries; retry later (429).
+    TooManyRequests,
+    /// The server cannot store data right now (WAL or storage failure); retry later (503).
+    Unavailable,
+    /// A bug or an unexpected failure (500).
+    Internal,
+}
+
 impl Error {
-    /// Whether the client caused it (400) rather than the server being unable (5xx).
+    /// Whether the client caused it (a 4xx) rather than the server being unable (5xx).
     pub fn is_client_error(&self) -> bool {
-        matches!(self, Error::Rejected(_))
+        matches!(
+            self.kind(),
+            ErrorKind::BadRequest | ErrorKind::TooManyRequests
+        )
+    }
+
+    /// The classification the API maps to a status.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Refused(r) if r.limited => ErrorKind::TooManyRequests,
+            Error::Refused(_) => ErrorKind::BadRequest,
+            Error::Wal(_) | Error::Storage(_) | Error::Index(_) | Error::BacklogFull { .. } => {
+                ErrorKind::Unavailable
+            }
+            Error::Chunk(_) | Error::CorruptRecord(_) | Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The refused entries, when that is what this error is.
+    pub fn refused(&self) -> Option<&Refused> {
+        match self {
+            Error::Refused(r) => Some(r),
+            _ => None,
+        }
     }
 }
 

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fenrir_chunk::EncodedChunk;
 use fenrir_common::{Entry, Fingerprint, LabelSet, Matcher, Tenant, Timestamp};
@@ -11,8 +11,13 @@ use fenrir_storage::ObjectStore;
 use fenrir_wal::{Wal, WalOptions};
 
 use crate::flush::FlushState;
+use crate::limits::{
+    per_stream_rate_reason, rate_limited_message, refused_entries_message, stream_limit_message,
+    too_far_behind_reason, DiscardReason, Discarded, PushLimits, Refused,
+};
+use crate::rate::{RateLimiters, TokenBucket};
 use crate::record::{self, RecordStream};
-use crate::stream::{SealPolicy, Stream};
+use crate::stream::{entry_bytes, SealPolicy, Stream};
 use crate::{Error, Result};
 
 /// How the write path behaves; the server fills it from Loki's `ingester` keys.
@@ -106,6 +111,10 @@ pub(crate) struct Inner {
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
     pub(crate) next_object_id: AtomicU64,
     pub(crate) flush_state: FlushState,
+    /// Tenant ingestion rate limiters.
+    tenant_rates: RateLimiters<Tenant>,
+    /// Per-stream rate limiters.
+    stream_rates: RateLimiters<(Tenant, Fingerprint)>,
 }
 
 impl std::fmt::Debug for Ingester {
@@ -132,6 +141,8 @@ impl Ingester {
                 flush_lock: tokio::sync::Mutex::new(()),
                 next_object_id: AtomicU64::new(0),
                 flush_state: FlushState::default(),
+                tenant_rates: RateLimiters::new(),
+                stream_rates: RateLimiters::new(),
             }),
         };
         let mut entries = 0usize;
@@ -155,12 +166,26 @@ impl Ingester {
         Ok(ingester)
     }
 
-    /// Stores validated streams: refuses entries outside the out-of-order window, writes
-    /// the rest to the WAL (returns once it is fsynced), then makes them queryable.
-    /// `Err(Rejected)` means some entries were refused but the others were stored.
+    /// Stores validated streams without any rate or stream limit; see
+    /// [`Ingester::push_with_limits`].
     pub async fn push(&self, tenant: &Tenant, streams: Vec<(LabelSet, Vec<Entry>)>) -> Result<()> {
+        self.push_with_limits(tenant, streams, &PushLimits::unlimited())
+            .await
+    }
+
+    /// Stores validated streams as Loki's ingester does: refuses new streams past the
+    /// tenant's active stream limit, entries past their stream's rate limit and entries
+    /// outside the out-of-order window, writes the rest to the WAL (returns once it is
+    /// fsynced), then makes them queryable. `Err(Refused)` means some entries were refused
+    /// but the others were stored.
+    pub async fn push_with_limits(
+        &self,
+        tenant: &Tenant,
+        streams: Vec<(LabelSet, Vec<Entry>)>,
+        limits: &PushLimits,
+    ) -> Result<()> {
         self.check_backlog()?;
-        let (accepted, rejections) = self.check_order(tenant, streams);
+        let (accepted, refused) = self.admit(tenant, streams, limits);
         if !accepted.is_empty() {
             let payload = record::encode(tenant, &accepted);
             let guard = InflightGuard::register(&self.inner);
@@ -177,10 +202,46 @@ impl Ingester {
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         }
-        match rejections {
-            Some(msg) => Err(Error::Rejected(msg)),
+        match refused {
+            Some(refused) => Err(Error::Refused(Box::new(refused))),
             None => Ok(()),
         }
+    }
+
+    /// Loki's tenant ingestion rate limit, checked before [`Ingester::push_with_limits`]
+    /// with the request's validated entries and bytes: all or nothing. A request larger
+    /// than the burst never passes.
+    pub fn check_ingestion_rate(
+        &self,
+        tenant: &Tenant,
+        limits: &PushLimits,
+        lines: u64,
+        bytes: u64,
+    ) -> Result<()> {
+        if limits.ingestion_rate.is_infinite() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let allowed = self.inner.tenant_rates.with_bucket(
+            tenant,
+            limits.ingestion_rate,
+            limits.ingestion_burst,
+            now,
+            |bucket| bucket.allow(bytes as f64, now),
+        );
+        if allowed {
+            return Ok(());
+        }
+        tracing::debug!(tenant = %tenant, lines, bytes, "ingestion rate limit exceeded");
+        Err(Error::Refused(Box::new(Refused {
+            message: rate_limited_message(tenant, limits.ingestion_rate, lines, bytes),
+            limited: true,
+            discarded: vec![Discarded {
+                reason: DiscardReason::RateLimited,
+                entries: lines,
+                bytes,
+            }],
+        })))
     }
 
     fn tenant_streams(&self, tenant: &Tenant) -> Arc<RwLock<StreamMap>> {
@@ -221,36 +282,60 @@ impl Ingester {
         Ok(())
     }
 
-    /// Splits entries into accepted ones and Loki's "too far behind" rejections.
-    fn check_order(
+    /// Splits a push into what may be stored and what the limits refuse, in Loki's order:
+    /// the active stream limit for new streams, then per entry the stream's rate limit and
+    /// the out-of-order window.
+    fn admit(
         &self,
         tenant: &Tenant,
         streams: Vec<(LabelSet, Vec<Entry>)>,
-    ) -> (Vec<RecordStream>, Option<String>) {
+        limits: &PushLimits,
+    ) -> (Vec<RecordStream>, Option<Refused>) {
         let window = self.inner.cfg.out_of_order_window.as_nanos() as i64;
         let map = self.tenant_streams(tenant);
+        let now = Instant::now();
         let mut accepted = Vec::with_capacity(streams.len());
         let mut messages = Vec::new();
+        let mut discarded = DiscardCounts::default();
         for (labels, entries) in streams {
             let fp = labels.fingerprint();
-            let mut max_ts = read(&map)
-                .get(&fp)
-                .map(|st| lock(st).max_ts)
-                .unwrap_or(Timestamp::MIN);
             let total = entries.len();
-            let mut kept = Vec::with_capacity(total);
-            let mut refused = Vec::new();
-            for e in entries {
-                let cutoff = max_ts.saturating_sub(window);
-                if max_ts != Timestamp::MIN && e.ts < cutoff {
-                    refused.push((e.ts, cutoff));
-                } else {
-                    max_ts = max_ts.max(e.ts);
-                    kept.push(e);
+            let Some(stream) = admit_stream(&map, &labels, fp, limits.max_streams) else {
+                tracing::debug!(tenant = %tenant, stream = %labels, "active stream limit exceeded");
+                for e in &entries {
+                    discarded.add(DiscardReason::StreamLimit, entry_bytes(e));
+                }
+                messages.push(stream_limit_message(tenant, &labels));
+                continue;
+            };
+            let mut check = EntryCheck {
+                labels: &labels,
+                window,
+                per_stream_rate: limits.per_stream_rate,
+                now,
+                max_ts: lock(&stream).max_ts,
+                kept: Vec::with_capacity(total),
+                refused: Vec::new(),
+                discarded: &mut discarded,
+            };
+            if limits.per_stream_rate.is_finite() {
+                let key = (tenant.clone(), fp);
+                let (rate, burst) = (limits.per_stream_rate, limits.per_stream_burst);
+                self.inner
+                    .stream_rates
+                    .with_bucket(&key, rate, burst, now, |bucket| {
+                        for e in entries {
+                            check.entry(e, Some(&mut *bucket));
+                        }
+                    });
+            } else {
+                for e in entries {
+                    check.entry(e, None);
                 }
             }
+            let EntryCheck { kept, refused, .. } = check;
             if !refused.is_empty() {
-                messages.push(too_far_behind_message(tenant, &labels, &refused, total));
+                messages.push(refused_entries_message(tenant, &labels, &refused, total));
             }
             if !kept.is_empty() {
                 accepted.push(RecordStream {
@@ -259,8 +344,12 @@ impl Ingester {
                 });
             }
         }
-        let msg = (!messages.is_empty()).then(|| messages.join("\n"));
-        (accepted, msg)
+        let refused = (!messages.is_empty()).then(|| Refused {
+            message: messages.join("\n"),
+            limited: discarded.limited(),
+            discarded: discarded.into_vec(),
+        });
+        (accepted, refused)
     }
 
     /// Unflushed streams of `tenant` matching all matchers, with their data overlapping
@@ -369,26 +458,93 @@ impl Drop for InflightGuard {
     }
 }
 
-fn too_far_behind_message(
-    tenant: &Tenant,
+/// `labels`' stream, created when new unless the tenant already has `max_streams`
+/// active streams (0: no limit).
+fn admit_stream(
+    map: &RwLock<StreamMap>,
     labels: &LabelSet,
-    refused: &[(Timestamp, Timestamp)],
-    total: usize,
-) -> String {
-    let mut msg = String::new();
-    for (ts, cutoff) in refused.iter().take(10) {
-        msg.push_str(&format!(
-            "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}',\n",
-            fenrir_common::time::format_go_time(*ts),
-            fenrir_common::time::format_rfc3339(*ts),
-            fenrir_common::time::format_rfc3339(*cutoff),
-        ));
+    fp: Fingerprint,
+    max_streams: usize,
+) -> Option<Arc<Mutex<Stream>>> {
+    if let Some(stream) = read(map).get(&fp) {
+        return Some(stream.clone());
     }
-    msg.push_str(&format!(
-        "user '{tenant}', total ignored: {} out of {total} for stream: {labels}",
-        refused.len()
-    ));
-    msg
+    let mut map = write(map);
+    if let Some(stream) = map.get(&fp) {
+        return Some(stream.clone());
+    }
+    if max_streams > 0 && map.len() >= max_streams {
+        return None;
+    }
+    Some(
+        map.entry(fp)
+            .or_insert_with(|| Arc::new(Mutex::new(Stream::new(labels.clone()))))
+            .clone(),
+    )
+}
+
+/// The per-entry checks of one stream of a push.
+struct EntryCheck<'a> {
+    labels: &'a LabelSet,
+    window: i64,
+    per_stream_rate: f64,
+    now: Instant,
+    /// The newest timestamp of the stream, this push's kept entries included.
+    max_ts: Timestamp,
+    kept: Vec<Entry>,
+    refused: Vec<(Timestamp, String)>,
+    discarded: &'a mut DiscardCounts,
+}
+
+impl EntryCheck<'_> {
+    fn entry(&mut self, e: Entry, bucket: Option<&mut TokenBucket>) {
+        let size = entry_bytes(&e);
+        if let Some(bucket) = bucket {
+            if !bucket.allow(size as f64, self.now) {
+                let reason = per_stream_rate_reason(self.labels, self.per_stream_rate, size);
+                self.refused.push((e.ts, reason));
+                self.discarded.add(DiscardReason::PerStreamRateLimit, size);
+                return;
+            }
+        }
+        let cutoff = self.max_ts.saturating_sub(self.window);
+        if self.max_ts != Timestamp::MIN && e.ts < cutoff {
+            self.refused
+                .push((e.ts, too_far_behind_reason(e.ts, cutoff)));
+            self.discarded.add(DiscardReason::TooFarBehind, size);
+        } else {
+            self.max_ts = self.max_ts.max(e.ts);
+            self.kept.push(e);
+        }
+    }
+}
+
+/// Refused entries and bytes per reason.
+#[derive(Default)]
+struct DiscardCounts(BTreeMap<DiscardReason, (u64, u64)>);
+
+impl DiscardCounts {
+    fn add(&mut self, reason: DiscardReason, bytes: usize) {
+        let slot = self.0.entry(reason).or_default();
+        slot.0 += 1;
+        slot.1 += bytes as u64;
+    }
+
+    /// Whether a rate or stream limit refused anything (429 rather than 400).
+    fn limited(&self) -> bool {
+        self.0.keys().any(|r| *r != DiscardReason::TooFarBehind)
+    }
+
+    fn into_vec(self) -> Vec<Discarded> {
+        self.0
+            .into_iter()
+            .map(|(reason, (entries, bytes))| Discarded {
+                reason,
+                entries,
+                bytes,
+            })
+            .collect()
+    }
 }
 
 // Poisoning only follows a panic elsewhere; the data is still consistent enough to serve.

@@ -7,15 +7,22 @@
 //! they came from released.
 //!
 //! Recent (unflushed) data is readable through [`Ingester::recent_streams`].
+//!
+//! Loki's stateful write limits live here too, per tenant as [`PushLimits`]: the tenant
+//! ingestion rate ([`Ingester::check_ingestion_rate`], whole request), active streams
+//! and the per-stream rate ([`Ingester::push_with_limits`], per stream and entry).
 
 mod error;
 mod flush;
 mod ingester;
+mod limits;
+mod rate;
 mod rebuild;
 mod record;
 mod stream;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use flush::{FlushBacklog, FlushStats};
 pub use ingester::{IngestConfig, Ingester, RecentChunk, RecentStream};
+pub use limits::{DiscardReason, Discarded, PushLimits, Refused};
 pub use rebuild::rebuild_index;

@@ -27,4 +27,6 @@ pub use decode::{decode_push, DecodeLimits, Dialect, RawPush, RawStream};
 pub use error::{PushError, Result};
 pub use labels::parse_label_set;
 pub use otlp::decode_otlp;
-pub use validate::{validate, ValidStream, ValidatedPush, ValidationConfig};
+pub use validate::{
+    validate, DiscardReason, Discarded, ValidStream, ValidatedPush, ValidationConfig,
+};

@@ -96,6 +96,89 @@ impl Default for ValidationConfig {
     }
 }
 
+impl ValidationConfig {
+    /// The validation rules of a tenant's effective `limits_config`.
+    pub fn from_limits(l: &fenrir_config::Limits) -> Self {
+        let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        ValidationConfig {
+            reject_old_samples: l.reject_old_samples,
+            reject_old_samples_max_age_ns: nanos(l.reject_old_samples_max_age),
+            creation_grace_period_ns: nanos(l.creation_grace_period),
+            max_line_size: usize::try_from(l.max_line_size).unwrap_or(usize::MAX),
+            max_line_size_truncate: l.max_line_size_truncate,
+            max_line_size_truncate_identifier: l.max_line_size_truncate_identifier.clone(),
+            max_label_names_per_series: l.max_label_names_per_series,
+            max_label_name_length: l.max_label_name_length,
+            max_label_value_length: l.max_label_value_length,
+            allow_structured_metadata: l.allow_structured_metadata,
+            max_structured_metadata_size: usize::try_from(l.max_structured_metadata_size)
+                .unwrap_or(usize::MAX),
+            max_structured_metadata_entries_count: l.max_structured_metadata_entries_count,
+            discover_service_name: l.discover_service_name.clone(),
+            discover_log_levels: l.discover_log_levels,
+            increment_duplicate_timestamp: l.increment_duplicate_timestamp,
+        }
+    }
+}
+
+/// Why validation dropped a stream or an entry; the names are Loki's `reason` label
+/// values of `loki_discarded_samples_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DiscardReason {
+    /// The stream has no labels.
+    MissingLabels,
+    /// More labels than `max_label_names_per_series`.
+    MaxLabelNamesPerSeries,
+    /// A label name longer than `max_label_name_length`.
+    LabelNameTooLong,
+    /// A label value longer than `max_label_value_length`.
+    LabelValueTooLong,
+    /// The same label name twice.
+    DuplicateLabelNames,
+    /// Older than `reject_old_samples_max_age`.
+    GreaterThanMaxSampleAge,
+    /// Newer than now plus `creation_grace_period`.
+    TooFarInFuture,
+    /// Longer than `max_line_size`.
+    LineTooLong,
+    /// Structured metadata while `allow_structured_metadata` is off.
+    DisallowedStructuredMetadata,
+    /// Structured metadata larger than `max_structured_metadata_size`.
+    StructuredMetadataTooLarge,
+    /// More structured metadata pairs than `max_structured_metadata_entries_count`.
+    StructuredMetadataTooMany,
+}
+
+impl DiscardReason {
+    /// Loki's `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiscardReason::MissingLabels => "missing_labels",
+            DiscardReason::MaxLabelNamesPerSeries => "max_label_names_per_series",
+            DiscardReason::LabelNameTooLong => "label_name_too_long",
+            DiscardReason::LabelValueTooLong => "label_value_too_long",
+            DiscardReason::DuplicateLabelNames => "duplicate_label_names",
+            DiscardReason::GreaterThanMaxSampleAge => "greater_than_max_sample_age",
+            DiscardReason::TooFarInFuture => "too_far_in_future",
+            DiscardReason::LineTooLong => "line_too_long",
+            DiscardReason::DisallowedStructuredMetadata => "disallowed_structured_metadata",
+            DiscardReason::StructuredMetadataTooLarge => "structured_metadata_too_large",
+            DiscardReason::StructuredMetadataTooMany => "structured_metadata_too_many",
+        }
+    }
+}
+
+/// Entries and bytes (line plus structured metadata) dropped for one reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Discarded {
+    /// Why.
+    pub reason: DiscardReason,
+    /// Entries dropped.
+    pub entries: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
 /// What survived validation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ValidatedPush {
@@ -110,6 +193,8 @@ pub struct ValidatedPush {
     /// Accepted bytes as Loki's rate limiter counts them: line plus structured metadata
     /// names and values, `detected_level` excluded.
     pub accepted_bytes: usize,
+    /// What was dropped, per reason, for `loki_discarded_samples_total`.
+    pub discarded: Vec<Discarded>,
 }
 
 /// One stream of a validated push.
@@ -144,6 +229,13 @@ pub fn validate(
     }
     let mut out = ValidatedPush::default();
     let mut errors = ErrorGroups::default();
+    let mut discarded: std::collections::BTreeMap<DiscardReason, (u64, u64)> =
+        std::collections::BTreeMap::new();
+    let mut count = |reason, entries: &[Entry]| {
+        let slot = discarded.entry(reason).or_default();
+        slot.0 += entries.len() as u64;
+        slot.1 += entries.iter().map(entry_size).sum::<u64>();
+    };
     let mut index: HashMap<LabelSet, usize> = HashMap::new();
     for (raw, pairs) in push.streams.into_iter().zip(parsed) {
         if raw.entries.is_empty() {
@@ -153,8 +245,9 @@ pub fn validate(
         let stream = StreamLabels::new(pairs, cfg);
         // Step 6b.
         if !stream.internal {
-            if let Err(msg) = check_stream_labels(&stream, cfg) {
+            if let Err((reason, msg)) = check_stream_labels(&stream, cfg) {
                 tracing::debug!(tenant = %tenant, stream = %stream.text, error = %msg, "stream dropped");
+                count(reason, &raw.entries);
                 errors.add(msg);
                 continue;
             }
@@ -166,8 +259,9 @@ pub fn validate(
             // Step 6a.
             truncate_line(&mut entry.line, cfg);
             // Step 6c.
-            if let Err(msg) = check_entry(&entry, &stream.text, cfg, now_ns) {
+            if let Err((reason, msg)) = check_entry(&entry, &stream.text, cfg, now_ns) {
                 tracing::debug!(tenant = %tenant, stream = %stream.text, error = %msg, "entry dropped");
+                count(reason, std::slice::from_ref(&entry));
                 errors.add(msg);
                 continue;
             }
@@ -199,6 +293,14 @@ pub fn validate(
         }
     }
     out.errors = errors.message();
+    out.discarded = discarded
+        .into_iter()
+        .map(|(reason, (entries, bytes))| Discarded {
+            reason,
+            entries,
+            bytes,
+        })
+        .collect();
     Ok(out)
 }
 
@@ -245,32 +347,43 @@ impl StreamLabels {
 fn check_stream_labels(
     stream: &StreamLabels,
     cfg: &ValidationConfig,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), (DiscardReason, String)> {
     let pairs = &stream.sorted_pairs;
     let text = &stream.text;
     if pairs.is_empty() {
-        return Err("error at least one label pair is required per stream".into());
+        return Err((
+            DiscardReason::MissingLabels,
+            "error at least one label pair is required per stream".into(),
+        ));
     }
     let counted = pairs.len() - usize::from(pairs.iter().any(|(k, _)| k == SERVICE_NAME));
     if counted > cfg.max_label_names_per_series {
-        return Err(format!(
-            "entry for stream '{text}' has {counted} label names; limit {}",
-            cfg.max_label_names_per_series
+        return Err((
+            DiscardReason::MaxLabelNamesPerSeries,
+            format!(
+                "entry for stream '{text}' has {counted} label names; limit {}",
+                cfg.max_label_names_per_series
+            ),
         ));
     }
     let mut last: Option<&str> = None;
     for (name, value) in pairs {
         if name.len() > cfg.max_label_name_length {
-            return Err(format!("stream '{text}' has label name too long: '{name}'"));
+            return Err((
+                DiscardReason::LabelNameTooLong,
+                format!("stream '{text}' has label name too long: '{name}'"),
+            ));
         }
         if value.len() > cfg.max_label_value_length {
-            return Err(format!(
-                "stream '{text}' has label value too long: '{value}'"
+            return Err((
+                DiscardReason::LabelValueTooLong,
+                format!("stream '{text}' has label value too long: '{value}'"),
             ));
         }
         if last == Some(name.as_str()) {
-            return Err(format!(
-                "stream '{text}' has duplicate label name: '{name}'"
+            return Err((
+                DiscardReason::DuplicateLabelNames,
+                format!("stream '{text}' has duplicate label name: '{name}'"),
             ));
         }
         last = Some(name);
@@ -284,26 +397,35 @@ fn check_entry(
     labels: &str,
     cfg: &ValidationConfig,
     now_ns: i64,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), (DiscardReason, String)> {
     let oldest = now_ns.saturating_sub(cfg.reject_old_samples_max_age_ns);
     if cfg.reject_old_samples && entry.ts < oldest {
-        return Err(format!(
-            "entry for stream '{labels}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
-            format_rfc3339(entry.ts),
-            format_rfc3339(oldest)
+        return Err((
+            DiscardReason::GreaterThanMaxSampleAge,
+            format!(
+                "entry for stream '{labels}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                format_rfc3339(entry.ts),
+                format_rfc3339(oldest)
+            ),
         ));
     }
     if entry.ts > now_ns.saturating_add(cfg.creation_grace_period_ns) {
-        return Err(format!(
-            "entry for stream '{labels}' has timestamp too new: {}",
-            format_rfc3339(entry.ts)
+        return Err((
+            DiscardReason::TooFarInFuture,
+            format!(
+                "entry for stream '{labels}' has timestamp too new: {}",
+                format_rfc3339(entry.ts)
+            ),
         ));
     }
     if cfg.max_line_size > 0 && entry.line.len() > cfg.max_line_size {
-        return Err(format!(
-            "max entry size '{}' bytes exceeded for stream '{labels}' while adding an entry with length '{}' bytes",
-            cfg.max_line_size,
-            entry.line.len()
+        return Err((
+            DiscardReason::LineTooLong,
+            format!(
+                "max entry size '{}' bytes exceeded for stream '{labels}' while adding an entry with length '{}' bytes",
+                cfg.max_line_size,
+                entry.line.len()
+            ),
         ));
     }
     let sm = &entry.structured_metadata;
@@ -311,27 +433,46 @@ fn check_entry(
         return Ok(());
     }
     if !cfg.allow_structured_metadata {
-        return Err(format!(
-            "stream '{labels}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."
+        return Err((
+            DiscardReason::DisallowedStructuredMetadata,
+            format!(
+                "stream '{labels}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."
+            ),
         ));
     }
     let size = metadata_size(sm);
     if cfg.max_structured_metadata_size > 0 && size > cfg.max_structured_metadata_size {
-        return Err(format!(
-            "stream '{labels}' has structured metadata too large: '{size}' bytes, limit: '{}' bytes. Please see `limits_config.max_structured_metadata_size` or contact your Loki administrator to increase it.",
-            cfg.max_structured_metadata_size
+        return Err((
+            DiscardReason::StructuredMetadataTooLarge,
+            format!(
+                "stream '{labels}' has structured metadata too large: '{size}' bytes, limit: '{}' bytes. Please see `limits_config.max_structured_metadata_size` or contact your Loki administrator to increase it.",
+                cfg.max_structured_metadata_size
+            ),
         ));
     }
     if cfg.max_structured_metadata_entries_count > 0
         && sm.len() > cfg.max_structured_metadata_entries_count
     {
-        return Err(format!(
-            "stream '{labels}' has too many structured metadata labels: '{}', limit: '{}'. Please see `limits_config.max_structured_metadata_entries_count` or contact your Loki administrator to increase it.",
-            sm.len(),
-            cfg.max_structured_metadata_entries_count
+        return Err((
+            DiscardReason::StructuredMetadataTooMany,
+            format!(
+                "stream '{labels}' has too many structured metadata labels: '{}', limit: '{}'. Please see `limits_config.max_structured_metadata_entries_count` or contact your Loki administrator to increase it.",
+                sm.len(),
+                cfg.max_structured_metadata_entries_count
+            ),
         ));
     }
     Ok(())
+}
+
+/// An entry's size as Loki's discard metrics count it: line plus structured metadata.
+fn entry_size(entry: &Entry) -> u64 {
+    (entry.line.len()
+        + entry
+            .structured_metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()) as u64
 }
 
 /// Σ(len(name) + len(value)), excluding `detected_level` as Loki's rate limiter does.
@@ -870,6 +1011,76 @@ mod tests {
             "2 errors like: max entry size '3' bytes exceeded for stream '{app=\"a\", service_name=\"a\"}' while adding an entry with length '5' bytes; \
              1 errors like: max entry size '3' bytes exceeded for stream '{app=\"b\", service_name=\"b\"}' while adding an entry with length '7' bytes"
         );
+    }
+
+    #[test]
+    fn dropped_entries_are_counted_per_reason() {
+        let cfg = ValidationConfig {
+            max_line_size: 3,
+            max_label_names_per_series: 2,
+            ..no_levels()
+        };
+        let p = push(&[
+            (
+                r#"{app="a"}"#,
+                vec![
+                    entry("ok"),
+                    entry("long1"),
+                    sm_entry("long2", &[("k", "v")]),
+                ],
+            ),
+            (r#"{a="1", b="2", c="3"}"#, vec![entry("x"), entry("yy")]),
+            (
+                r#"{app="b"}"#,
+                vec![Entry::new(NOW + 3_600_000_000_000, "future")],
+            ),
+        ]);
+        let out = run(p, &cfg);
+        assert_eq!(out.accepted_entries, 1);
+        assert_eq!(
+            out.discarded,
+            vec![
+                Discarded {
+                    reason: DiscardReason::MaxLabelNamesPerSeries,
+                    entries: 2,
+                    bytes: 3
+                },
+                Discarded {
+                    reason: DiscardReason::TooFarInFuture,
+                    entries: 1,
+                    bytes: 6
+                },
+                Discarded {
+                    reason: DiscardReason::LineTooLong,
+                    entries: 2,
+                    bytes: 12
+                },
+            ]
+        );
+        assert_eq!(DiscardReason::LineTooLong.as_str(), "line_too_long");
+    }
+
+    #[test]
+    fn rules_come_from_a_tenants_limits() {
+        let mut limits = fenrir_config::Limits::default();
+        limits.max_line_size = 10;
+        limits.max_line_size_truncate = true;
+        limits.max_line_size_truncate_identifier = "…".into();
+        let cfg = ValidationConfig::from_limits(&limits);
+        assert_eq!(cfg.max_line_size, 10);
+        assert!(cfg.max_line_size_truncate);
+        let defaults = ValidationConfig::from_limits(&fenrir_config::Limits::default());
+        assert_eq!(
+            defaults,
+            ValidationConfig::default(),
+            "limits_config's defaults are the validation defaults"
+        );
+        let out = run(
+            push(&[(r#"{app="a"}"#, vec![entry("0123456789abc")])]),
+            &cfg,
+        );
+        assert_eq!(out.streams[0].entries[0].line, "0123456…");
+        assert!(out.errors.is_none());
     }
 
     #[test]

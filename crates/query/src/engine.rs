@@ -7,9 +7,15 @@ use fenrir_logql::ast::{MetricExpr, RangeAgg};
 use fenrir_logql::{evaluate, EvalParams, QueryValue, SampleExtractor, SampleSource};
 use fenrir_storage::ObjectStore;
 
+use crate::detected::{detect_fields, detect_labels, field_values};
 use crate::logs::run_log_query;
+use crate::patterns::Miner;
 use crate::scan::{scan_stream, ChunkFetcher, Piece, StreamData};
-use crate::{Direction, Error, LogQuery, LogResult, RecentData, Result};
+use crate::volume::compute_volume;
+use crate::{
+    DetectedField, DetectedLabel, Direction, Error, LogQuery, LogResult, PatternQuery,
+    PatternResult, RecentData, Result, VolumeQuery, VolumeSeries,
+};
 
 /// Index statistics of the streams a selector picks (`/loki/api/v1/index/stats`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -170,6 +176,95 @@ impl Engine {
                 }
             }
             Ok(s)
+        })
+        .await
+    }
+
+    /// Bytes per aggregated label set (`index/volume`, `index/volume_range`).
+    pub async fn volume(&self, q: VolumeQuery) -> Result<Vec<VolumeSeries>> {
+        let this = self.clone();
+        self.blocking(move |_| {
+            let from = match q.step {
+                Some(step) => q.start.saturating_sub(step.max(1) - 1),
+                None => q.start,
+            };
+            let streams = this.select(&q.tenant, &q.matchers, from, q.end.saturating_add(1))?;
+            Ok(compute_volume(&streams, &q))
+        })
+        .await
+    }
+
+    /// Stream labels worth breaking down by, with their cardinality (`detected_labels`).
+    pub async fn detected_labels(
+        &self,
+        tenant: Tenant,
+        matchers: Vec<Matcher>,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<DetectedLabel>> {
+        let series = self.series(tenant, vec![matchers], start, end).await?;
+        Ok(detect_labels(&series))
+    }
+
+    /// Fields of the newest `q.limit` lines of a log query (`detected_fields`), at most
+    /// `field_limit`.
+    pub async fn detected_fields(
+        &self,
+        mut q: LogQuery,
+        field_limit: usize,
+    ) -> Result<Vec<DetectedField>> {
+        q.categorize = true;
+        let sample = self.query_logs(q).await?;
+        Ok(detect_fields(&sample, field_limit))
+    }
+
+    /// Values of field `name` in the newest `q.limit` lines of a log query.
+    pub async fn detected_field_values(
+        &self,
+        mut q: LogQuery,
+        name: String,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        q.categorize = true;
+        let sample = self.query_logs(q).await?;
+        Ok(field_values(&sample, &name, limit))
+    }
+
+    /// Patterns of the lines a log query selects, with counts per step.
+    pub async fn patterns(&self, q: PatternQuery) -> Result<Vec<PatternResult>> {
+        let this = self.clone();
+        self.blocking(move |fetcher| {
+            let pipeline = fenrir_logql::LogPipeline::new(&q.expr.stages)?;
+            let streams = this.select(&q.tenant, &q.expr.selector, q.start, q.end)?;
+            let mut miner = Miner::new(q.step);
+            for data in &streams {
+                let mut sp = pipeline.for_stream(&data.labels);
+                let stream_level = data
+                    .labels
+                    .get("detected_level")
+                    .or_else(|| data.labels.get("level"))
+                    .map(str::to_string);
+                let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
+                    let level = md
+                        .iter()
+                        .find(|(k, _)| *k == "detected_level")
+                        .map(|(_, v)| v.to_string())
+                        .or_else(|| stream_level.clone());
+                    if let Some(out) = sp.process(ts, line, md) {
+                        miner.add(ts, &out.line, level.as_deref());
+                    }
+                    true
+                };
+                scan_stream(
+                    fetcher,
+                    data,
+                    q.start,
+                    q.end,
+                    Direction::Forward,
+                    &mut visit,
+                )?;
+            }
+            Ok(miner.finish())
         })
         .await
     }

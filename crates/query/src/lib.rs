@@ -6,13 +6,19 @@
 //! keep only the best `limit` entries in memory; metric queries keep only the evaluator's
 //! per-step accumulators.
 
+mod detected;
 mod engine;
 mod error;
 mod logs;
+mod patterns;
 mod scan;
 mod source;
+mod volume;
 
+pub use detected::{DetectedField, DetectedLabel, FieldParser, FieldType};
 pub use engine::{Engine, SeriesStats};
 pub use error::{Error, Result};
 pub use logs::{Direction, LogQuery, LogResult, ResultEntry, ResultStream};
+pub use patterns::{PatternQuery, PatternResult};
 pub use source::{RecentData, RecentStream};
+pub use volume::{VolumeAggregation, VolumeQuery, VolumeSeries};

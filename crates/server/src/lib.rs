@@ -1,6 +1,9 @@
 //! The fenrir server as a library: wiring of storage, index, WAL, ingester, query engine
 //! and HTTP API, so that tests can run a whole server in-process.
 
+mod runtime;
+mod serve;
 mod wiring;
 
-pub use wiring::{build, serve, spawn_flusher, Built};
+pub use serve::{serve, spawn_flusher};
+pub use wiring::{build, Built};

@@ -2,15 +2,15 @@
 //! and shuts down gracefully.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use fenrir_api::{ApiConfig, AppState};
+use fenrir_api::{ApiConfig, AppState, TailConfig};
 use fenrir_common::{Matcher, Tenant, Timestamp};
+use fenrir_config::TenantLimits;
 use fenrir_config::{Config, ObjectStoreConfig, S3Config};
 use fenrir_index::Index;
 use fenrir_ingest::{IngestConfig, Ingester};
-use fenrir_push::{DecodeLimits, ValidationConfig};
+use fenrir_push::DecodeLimits;
 use fenrir_query::{Engine, RecentData, RecentStream};
 use fenrir_storage::{LocalFsStore, ObjectStore, S3Options, S3Store};
 
@@ -37,7 +37,7 @@ impl RecentData for Recent {
     }
 }
 
-fn ingest_config(config: &Config) -> IngestConfig {
+pub(crate) fn ingest_config(config: &Config) -> IngestConfig {
     let ing = &config.ingester;
     let mut c = IngestConfig::with_wal_dir(config.wal_dir());
     c.block_bytes = ing.chunk_block_size as usize;
@@ -115,36 +115,15 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
     })
 }
 
-fn validation_config(config: &Config) -> ValidationConfig {
-    let l = &config.limits_config;
-    ValidationConfig {
-        reject_old_samples: l.reject_old_samples,
-        reject_old_samples_max_age_ns: l.reject_old_samples_max_age.as_nanos() as i64,
-        creation_grace_period_ns: l.creation_grace_period.as_nanos() as i64,
-        max_line_size: l.max_line_size as usize,
-        max_line_size_truncate: l.max_line_size_truncate,
-        max_label_names_per_series: l.max_label_names_per_series,
-        max_label_name_length: l.max_label_name_length,
-        max_label_value_length: l.max_label_value_length,
-        allow_structured_metadata: l.allow_structured_metadata,
-        max_structured_metadata_size: l.max_structured_metadata_size as usize,
-        max_structured_metadata_entries_count: l.max_structured_metadata_entries_count,
-        discover_service_name: l.discover_service_name.clone(),
-        discover_log_levels: l.discover_log_levels,
-        increment_duplicate_timestamp: l.increment_duplicate_timestamp,
-        ..ValidationConfig::default()
-    }
-}
-
-fn api_config(config: &Config) -> ApiConfig {
-    let l = &config.limits_config;
+fn api_config(config: &Config, limits: TenantLimits) -> ApiConfig {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     ApiConfig {
         auth_enabled: config.auth_enabled,
-        decode_limits: DecodeLimits::default(),
-        validation: validation_config(config),
-        max_entries_limit_per_query: l.max_entries_limit_per_query,
-        max_query_series: l.max_query_series,
-        max_query_length: l.max_query_length.as_nanos() as i64,
+        decode_limits: DecodeLimits {
+            max_recv_msg_size: size(config.distributor.max_recv_msg_size),
+            max_decompressed_size: size(config.distributor.max_decompressed_size),
+        },
+        limits,
         version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }
@@ -155,6 +134,11 @@ pub struct Built {
     pub app: axum::Router,
     /// The write path, for flushing and shutdown.
     pub ingester: Ingester,
+    /// Every tenant's limits, reloaded from `runtime_config.file` while the server runs.
+    pub limits: TenantLimits,
+    /// Readiness: cleared at shutdown so that `/ready` answers 503.
+    pub(crate) state: AppState,
+    _reloader: Option<crate::runtime::AbortOnDrop>,
 }
 
 /// Opens storage, the index (rebuilt from the store when empty), the WAL (replayed) and
@@ -178,98 +162,31 @@ pub async fn build(config: &Config) -> anyhow::Result<Built> {
     let ingester =
         tokio::task::spawn_blocking(move || Ingester::open(cfg, index2, store2)).await??;
     let engine = Engine::new(index, store, Arc::new(Recent(ingester.clone())));
-    let state = AppState::new(api_config(config), ingester.clone(), engine);
+    let limits = crate::runtime::initial_limits(config)?;
+    let reloader = config.runtime_config.file.clone().map(|path| {
+        let period = config.runtime_config.period;
+        crate::runtime::AbortOnDrop(crate::runtime::spawn_reloader(limits.clone(), path, period))
+    });
+    let state = AppState::new(api_config(config, limits.clone()), ingester.clone(), engine)
+        .with_tail_config(TailConfig {
+            // One node serves every tenant: the default tenant limit caps all sessions.
+            max_sessions: config.limits_config.max_concurrent_tail_requests,
+            max_duration: config.querier.tail_max_duration,
+            ..TailConfig::default()
+        });
     Ok(Built {
-        app: fenrir_api::router(state),
+        app: fenrir_api::router(state.clone()),
         ingester,
+        limits,
+        state,
+        _reloader: reloader,
     })
-}
-
-/// Runs the server until SIGTERM or Ctrl-C, then flushes and stops.
-pub async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
-    let Built { app, ingester } = build(&config).await?;
-    let data = config.data_dir().to_path_buf();
-    let addr = config.listen_addr()?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, data = %data.display(), "fenrir listening");
-
-    let flusher = spawn_flusher(ingester.clone(), &config);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    flusher.abort();
-    tracing::info!("flushing before shutdown");
-    if let Err(e) = ingester.flush_all().await {
-        tracing::error!(error = %e, "final flush failed; the wal keeps the data");
-    }
-    ingester.shutdown_wal();
-    Ok(())
-}
-
-/// Starts the background flusher: a flush cycle every `flush_check_period` (at most 10s);
-/// after a failure, the next try comes after `flush_op_backoff` (doubling from
-/// `min_period` to `max_period`), for as long as it takes: the WAL holds the data.
-pub fn spawn_flusher(ingester: Ingester, config: &Config) -> tokio::task::JoinHandle<()> {
-    let period = config
-        .ingester
-        .flush_check_period
-        .min(Duration::from_secs(10));
-    let backoff = &config.ingester.flush_op_backoff;
-    let (min_backoff, max_backoff) = (
-        backoff.min_period,
-        backoff.max_period.max(backoff.min_period),
-    );
-    tokio::spawn(async move {
-        let mut delay = period;
-        let mut next_backoff = min_backoff;
-        loop {
-            tokio::time::sleep(delay).await;
-            match ingester.flush_due().await {
-                Ok(_) => {
-                    delay = period;
-                    next_backoff = min_backoff;
-                }
-                Err(e) => {
-                    let backlog = ingester.backlog();
-                    tracing::warn!(
-                        error = %e,
-                        retry_in = ?next_backoff,
-                        unflushed_bytes = backlog.unflushed_bytes,
-                        unflushed_chunks = backlog.unflushed_chunks,
-                        "flush failed; the wal keeps the data"
-                    );
-                    delay = next_backoff;
-                    next_backoff = (next_backoff * 2).min(max_backoff);
-                }
-            }
-        }
-    })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn s3_options_follow_lokis_keys() {

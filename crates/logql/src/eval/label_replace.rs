@@ -48,7 +48,8 @@ fn replace(lr: &LabelReplace, re: &Regex, labels: &LabelSet) -> LabelSet {
     } else {
         b.set(lr.dst.clone(), value);
     }
-    b.build()
+    // Other labels keep their empty values (parsed `x=""`); only `dst` is removed.
+    b.build_keep_empty()
 }
 
 /// Go's `Regexp.Expand`: `$$` is `$`; `$name` and `${name}` take the longest run of

@@ -9,10 +9,13 @@ mod format;
 mod grid;
 mod label_replace;
 mod range;
+mod rewrite;
 mod vector;
 
 #[cfg(test)]
 mod conformance_tests;
+#[cfg(test)]
+mod spec_tests;
 #[cfg(test)]
 mod test_support;
 
@@ -245,9 +248,17 @@ pub(crate) fn eval_expr(
     source: &mut dyn SampleSource,
 ) -> Result<Value> {
     match expr {
-        MetricExpr::RangeAgg(agg) => Ok(Value::Vector(range::eval_range_agg(agg, grid, source)?)),
+        // Loki's rewrites that change answers are in `rewrite`'s docs.
+        MetricExpr::RangeAgg(agg) => match rewrite::avg_as_sum_over_count(agg) {
+            Some(sum_over_count) => eval_expr(&sum_over_count, grid, source),
+            None => Ok(Value::Vector(range::eval_range_agg(agg, grid, source)?)),
+        },
         MetricExpr::VectorAgg(agg) => {
-            let inner = match eval_expr(&agg.inner, grid, source)? {
+            let inner = match rewrite::pushed_down_grouping(agg) {
+                Some(grouped) => Value::Vector(range::eval_range_agg(&grouped, grid, source)?),
+                None => eval_expr(&agg.inner, grid, source)?,
+            };
+            let inner = match inner {
                 Value::Vector(steps) => steps,
                 // The parser never builds this; treat a scalar operand as `vector(n)`.
                 Value::Scalar(v) => constant_vector(v, grid),
@@ -440,6 +451,43 @@ mod tests {
         let labels: Vec<String> = m.iter().map(|s| s.labels.to_string()).collect();
         assert_eq!(labels, [r#"{a="10"}"#, r#"{a="2", z="1"}"#, r#"{b="1"}"#]);
         assert_eq!(m[0].points, vec![(1000, 1.0)]);
+    }
+
+    #[test]
+    fn grouped_avg_over_time_is_a_sum_over_a_count_and_sums_push_their_grouping() {
+        let src = || {
+            FakeSource::new()
+                .stream(&[("app", "a"), ("pod", "p1")], &[(10.0, 1.0), (20.0, 4.0)])
+                .stream(&[("app", "a"), ("pod", "p2")], &[(15.0, 2.0)])
+        };
+        let avg = range_agg(RangeOp::AvgOverTime, eq("app", "a"), 60.0, true);
+        let grouped = with_range_grouping(avg.clone(), false, &["app"]);
+        let mut s = src();
+        assert_eq!(
+            instant(&grouped, 30.0, &mut s).unwrap(),
+            rows(&[(r#"{app="a"}"#, "2.3333333333333335")])
+        );
+        assert_eq!(s.calls, 2, "one pass for the sum, one for the count");
+        let mut s = src();
+        assert_eq!(
+            sorted(instant(&avg, 30.0, &mut s).unwrap()),
+            rows(&[
+                (r#"{app="a", pod="p1"}"#, "2.5"),
+                (r#"{app="a", pod="p2"}"#, "2")
+            ])
+        );
+        assert_eq!(s.calls, 1, "no grouping: no rewrite");
+        // `sum by (pod) (count_over_time(…))` hands `by (pod)` to the source.
+        let counted = vagg(
+            VectorOp::Sum,
+            range_agg(RangeOp::CountOverTime, eq("app", "a"), 60.0, false),
+            Some(grouping(false, &["pod"])),
+            None,
+        );
+        assert_eq!(
+            sorted(instant(&counted, 30.0, &mut src()).unwrap()),
+            rows(&[(r#"{pod="p1"}"#, "2"), (r#"{pod="p2"}"#, "1")])
+        );
     }
 
     #[test]

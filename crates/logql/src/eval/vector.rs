@@ -61,7 +61,12 @@ impl<'a> GroupKeys<'a> {
             return k.clone();
         }
         let keep = |name: &str| grouping.labels.iter().any(|l| l == name) != grouping.without;
-        let key = LabelSet::from_pairs(labels.iter().filter(|(n, _)| keep(n)));
+        // Empty values stay: `sum by (x)` over a parsed `x=""` groups as `{x=""}`.
+        let mut b = LabelSet::empty().to_builder();
+        for (n, v) in labels.iter().filter(|(n, _)| keep(n)) {
+            b.set(n.to_string(), v.to_string());
+        }
+        let key = b.build_keep_empty();
         self.memo.insert(labels.clone(), key.clone());
         key
     }

@@ -97,7 +97,14 @@ impl SampleExtractor {
             })
             .transpose()?
             .unwrap_or_default();
+        // `absent_over_time` ignores its series' labels: extract none (as Loki does).
+        let singleton = agg.op == RangeOp::AbsentOverTime
+            || agg
+                .grouping
+                .as_ref()
+                .is_some_and(|g| !g.without && g.labels.is_empty());
         let mut output = match &agg.grouping {
+            _ if singleton => OutputLabels::By(Vec::new()),
             Some(g) if !g.without => OutputLabels::By(dedup(&g.labels)),
             Some(g) => OutputLabels::Without(g.labels.clone()),
             None => OutputLabels::Without(Vec::new()),
@@ -109,8 +116,19 @@ impl SampleExtractor {
             // The error labels survive any grouping.
             names.retain(|n| n != ERROR_LABEL && n != ERROR_DETAILS_LABEL);
         }
+        let mut stages = CompiledStages::new(&agg.range.log.stages)?;
+        // Loki's "no labels" parser hint. When the output has no labels at all (a
+        // singleton grouping: `by ()`, which a plain `sum(...)` pushes down here, see
+        // `eval::pushed_down_grouping`; or `absent_over_time`) and nothing else reads a
+        // label (no unwrap, no label filter, no template or rename naming a label),
+        // the `json`, `logfmt` and `unpack` parsers do not run. So lines they cannot
+        // parse raise no `__error__`: `sum(count_over_time({a="b"} | json [5m]))`
+        // counts every line where `count_over_time({a="b"} | json [5m])` fails.
+        if singleton && unwrap.is_none() && !stages.read_labels() {
+            stages.set_no_labels_hint();
+        }
         Ok(SampleExtractor {
-            stages: CompiledStages::new(&agg.range.log.stages)?,
+            stages,
             value,
             post_filters,
             output,
@@ -194,17 +212,14 @@ impl StreamSampleExtractor<'_> {
         }
         let labels = &self.labels;
         let emit_output = |emit: &mut dyn FnMut(&str, &str)| match &extractor.output {
+            // A sample with an error keeps every label, grouping or not (as Loki does),
+            // so that the error names the whole series.
+            _ if labels.has_err() => labels.for_each_effective(|_, k, v| emit(k, v)),
             OutputLabels::By(names) => {
                 for n in names {
                     if let Some(v) = labels.get(n) {
                         emit(n, v);
                     }
-                }
-                if let Some(e) = labels.err() {
-                    emit(ERROR_LABEL, e);
-                }
-                if let Some(d) = labels.err_details() {
-                    emit(ERROR_DETAILS_LABEL, d);
                 }
             }
             OutputLabels::Without(names) => labels.for_each_effective(|_, k, v| {

@@ -48,6 +48,11 @@ impl LineFormat {
         })
     }
 
+    /// Whether the template reads any label (Loki's required label names).
+    pub(crate) fn reads_labels(&self) -> bool {
+        !self.template.field_names().is_empty()
+    }
+
     /// The new line, or `None` when rendering failed (the error is recorded).
     pub(crate) fn process(&self, ts: i64, line: &str, labels: &mut LineLabels) -> Option<String> {
         let mut out = String::with_capacity(line.len());
@@ -103,6 +108,15 @@ impl LabelFormatStage {
         Ok(LabelFormatStage {
             assignments,
             pending: Vec::new(),
+        })
+    }
+
+    /// Whether any assignment reads a label: a rename reads its source, a template the
+    /// fields it names (Loki's required label names).
+    pub(crate) fn reads_labels(&self) -> bool {
+        self.assignments.iter().any(|a| match a {
+            Assignment::Rename { .. } => true,
+            Assignment::Template { template, .. } => !template.field_names().is_empty(),
         })
     }
 

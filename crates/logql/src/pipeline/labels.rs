@@ -341,7 +341,7 @@ pub(crate) fn sanitize_label_key(key: &str, out: &mut String) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultLabels {
     /// Stream labels, metadata, parsed labels and the error labels after every stage:
-    /// the stream key of a plain log query.
+    /// the stream key of a plain log query. Empty parsed values are kept.
     pub all: LabelSet,
     /// Categorize-labels `stream`: the original stream labels minus names that metadata or
     /// parsing also set, minus dropped ones.
@@ -388,9 +388,13 @@ impl ResultLabels {
         let all = if metadata.is_empty() && parsed.is_empty() {
             stream.clone()
         } else {
-            let mut pairs = Vec::with_capacity(stream_count + metadata.len() + parsed.len());
-            labels.for_each_effective(|_, k, v| pairs.push((k, v)));
-            LabelSet::from_pairs(pairs)
+            // Parsed labels keep empty values: `| json x="missing"` makes `x=""`, and
+            // Loki shows it in the stream key.
+            let mut builder = LabelSet::empty().to_builder();
+            labels.for_each_effective(|_, k, v| {
+                builder.set(k.to_string(), v.to_string());
+            });
+            builder.build_keep_empty()
         };
         ResultLabels {
             all,
@@ -490,20 +494,17 @@ impl ResultInterner {
 pub(crate) struct LabelSetInterner {
     by_hash: HashMap<u64, Vec<usize>>,
     entries: Vec<LabelSet>,
-    scratch: Vec<(String, String)>,
 }
 
 impl LabelSetInterner {
-    /// Interns the set made of the pairs `for_each` yields (empty values are dropped, as
-    /// in every [`LabelSet`]; each name at most once).
+    /// Interns the set made of the pairs `for_each` yields (each name at most once).
+    /// Empty values are kept: a parsed `x=""` is part of a sample's series in Loki.
     pub(crate) fn intern(&mut self, for_each: impl Fn(&mut dyn FnMut(&str, &str))) -> &LabelSet {
         let mut hash = 0u64;
         let mut count = 0usize;
         for_each(&mut |k, v| {
-            if !v.is_empty() {
-                hash = hash.wrapping_add(pair_hash(0, k, v));
-                count += 1;
-            }
+            hash = hash.wrapping_add(pair_hash(0, k, v));
+            count += 1;
         });
         if let Some(ids) = self.by_hash.get(&hash) {
             for &id in ids {
@@ -513,7 +514,7 @@ impl LabelSetInterner {
                 }
                 let mut equal = true;
                 for_each(&mut |k, v| {
-                    if equal && !v.is_empty() {
+                    if equal {
                         equal = set.get(k) == Some(v);
                     }
                 });
@@ -526,10 +527,11 @@ impl LabelSetInterner {
             self.entries.clear();
             self.by_hash.clear();
         }
-        self.scratch.clear();
-        let scratch = &mut self.scratch;
-        for_each(&mut |k, v| scratch.push((k.to_string(), v.to_string())));
-        let set = LabelSet::from_pairs(self.scratch.drain(..));
+        let mut builder = LabelSet::empty().to_builder();
+        for_each(&mut |k, v| {
+            builder.set(k.to_string(), v.to_string());
+        });
+        let set = builder.build_keep_empty();
         let id = self.entries.len();
         self.entries.push(set);
         self.by_hash.entry(hash).or_default().push(id);
@@ -649,7 +651,7 @@ mod tests {
         );
         assert_eq!(
             r.all.to_string(),
-            r#"{__error__="JSONParserErr", __error_details__="boom", app="api", level="info", trace_id="t"}"#
+            r#"{__error__="JSONParserErr", __error_details__="boom", app="api", level="info", status="", trace_id="t"}"#
         );
         // The next line starts clean.
         l.reset(&[]);

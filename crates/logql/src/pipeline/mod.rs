@@ -64,6 +64,18 @@ pub(crate) enum CompiledStage {
 }
 
 impl CompiledStage {
+    /// Whether the stage reads labels, so that a metric query needs the parsers' labels
+    /// even when its result has none (Loki's "required label names"): label filters,
+    /// and templates or renames that name a label. `drop` and `keep` do not count.
+    fn reads_labels(&self) -> bool {
+        match self {
+            CompiledStage::LabelFilter(_) => true,
+            CompiledStage::LineFormat(f) => f.reads_labels(),
+            CompiledStage::LabelFormat(f) => f.reads_labels(),
+            _ => false,
+        }
+    }
+
     /// Whether the stage can change labels (and so defeats the stream-labels fast path).
     fn touches_labels(&self) -> bool {
         !matches!(
@@ -146,6 +158,9 @@ pub(crate) struct CompiledStages {
     stages: Vec<CompiledStage>,
     touches_labels: bool,
     line_filters_only: bool,
+    /// Loki's "no labels" parser hint: `json`, `logfmt` and `unpack` leave the line
+    /// untouched and extract nothing, so they never set `__error__` either.
+    no_labels: bool,
 }
 
 impl CompiledStages {
@@ -162,7 +177,18 @@ impl CompiledStages {
             stages,
             touches_labels,
             line_filters_only,
+            no_labels: false,
         })
+    }
+
+    /// Whether any stage reads labels (see [`CompiledStage::reads_labels`]).
+    pub(crate) fn read_labels(&self) -> bool {
+        self.stages.iter().any(CompiledStage::reads_labels)
+    }
+
+    /// Turns on the "no labels" hint; `SampleExtractor::new` says when it applies.
+    pub(crate) fn set_no_labels_hint(&mut self) {
+        self.no_labels = true;
     }
 
     /// Runs the stages on one line; `None` when a filter drops it.
@@ -174,6 +200,7 @@ impl CompiledStages {
         names: &mut Vec<String>,
     ) -> Option<Cow<'l, str>> {
         let mut line = Cow::Borrowed(line);
+        let parse = !self.no_labels;
         for stage in &mut self.stages {
             match stage {
                 CompiledStage::LineFilter(f) => {
@@ -181,12 +208,16 @@ impl CompiledStages {
                         return None;
                     }
                 }
-                CompiledStage::Json(p) => p.process(&line, labels),
-                CompiledStage::JsonExpr(p) => p.process(&line, labels),
-                CompiledStage::Logfmt(p) => p.process(&line, labels),
+                CompiledStage::Json(p) if parse => p.process(&line, labels),
+                CompiledStage::JsonExpr(p) if parse => p.process(&line, labels),
+                CompiledStage::Logfmt(p) if parse => p.process(&line, labels),
+                CompiledStage::Json(_) | CompiledStage::JsonExpr(_) | CompiledStage::Logfmt(_) => {}
                 CompiledStage::Regexp(p) => p.process(&line, labels),
                 CompiledStage::Pattern(p) => p.process(&line, labels),
                 CompiledStage::Unpack(p) => {
+                    if !parse {
+                        continue;
+                    }
                     if let Some(new) = p.process(&line, labels) {
                         line = Cow::Owned(new);
                     }
@@ -328,5 +359,7 @@ impl StreamPipeline<'_> {
     }
 }
 
+#[cfg(test)]
+mod spec_tests;
 #[cfg(test)]
 mod tests;

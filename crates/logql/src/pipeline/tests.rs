@@ -342,6 +342,53 @@ fn json_and_logfmt_params_create_empty_labels() {
         .parsed
         .contains(&("missing".to_string(), String::new())));
     assert_eq!(labels.all.get("status"), Some("403"));
+    // The stream key of a log query shows the empty label, as Loki does.
+    assert_eq!(labels.all.get("missing"), Some(""));
+    assert_eq!(
+        labels.all.to_string(),
+        r#"{app="api", level="info", missing="", pod="api-1", status="403"}"#
+    );
+
+    // logfmt with parameters: every requested label, "" when missing, but never one
+    // that shadows a stream label.
+    let logfmt_params = |keep_empty: bool, params: &[(&str, &str)]| {
+        Stage::Parser(Parser::Logfmt {
+            strict: false,
+            keep_empty,
+            params: params
+                .iter()
+                .map(|(label, key)| LabelExtraction {
+                    label: (*label).into(),
+                    expression: (*key).into(),
+                })
+                .collect(),
+        })
+    };
+    let (_, labels) = run(
+        vec![logfmt_params(
+            false,
+            &[("msg", "msg"), ("dur", "duration"), ("pod", "pod")],
+        )],
+        "a=b=c level=warn",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        labels.all.to_string(),
+        r#"{app="api", dur="", level="info", msg="", pod="api-1"}"#
+    );
+
+    // --keep-empty: bare keys and `k=` become "" labels; without it they are dropped.
+    let (_, labels) = run(vec![logfmt_params(true, &[])], "flag empty= x=1", &[]).unwrap();
+    assert_eq!(
+        labels.all.to_string(),
+        r#"{app="api", empty="", flag="", level="info", pod="api-1", x="1"}"#
+    );
+    let (_, labels) = run(vec![logfmt()], "flag empty= x=1", &[]).unwrap();
+    assert_eq!(
+        labels.all.to_string(),
+        r#"{app="api", level="info", pod="api-1", x="1"}"#
+    );
 }
 
 #[test]
@@ -499,10 +546,12 @@ fn unwrap_errors_are_labels_and_post_filters_can_drop_them() {
         }),
     );
     let got = samples(&agg, &["latency=n/a", "latency=1d"]);
+    // An errored sample keeps every label, the grouping and the unwrap notwithstanding
+    // (Loki's grouped labels return the full set when there is an error).
     assert_eq!(
         got[0],
         (
-            r#"{__error__="SampleExtractionErr", __error_details__="time: invalid duration \"n/a\"", app="api"}"#.to_string(),
+            r#"{__error__="SampleExtractionErr", __error_details__="time: invalid duration \"n/a\"", app="api", latency="n/a", level="info", pod="api-1"}"#.to_string(),
             0.0
         )
     );
@@ -696,4 +745,97 @@ fn unique_label_sets_stay_correct_past_the_cache_limit() {
     }
     let got = sp.process(0, "id=7 kind=x", &[]).unwrap();
     assert_eq!(got.labels.all.get("id"), Some("7"));
+}
+
+/// The range aggregation of `q`, with `grouping` set as a parent `sum` pushes it down.
+fn pushed_range_agg(q: &str, grouping: Option<Grouping>) -> RangeAgg {
+    match crate::parse_expr(q).unwrap() {
+        crate::Expr::Metric(crate::ast::MetricExpr::RangeAgg(mut agg)) => {
+            if grouping.is_some() {
+                agg.grouping = grouping;
+            }
+            agg
+        }
+        other => panic!("not a range aggregation: {other:?}"),
+    }
+}
+
+fn by(labels: &[&str]) -> Option<Grouping> {
+    Some(Grouping {
+        without: false,
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+    })
+}
+
+#[test]
+fn no_labels_hint_skips_parsers_nobody_reads() {
+    let lines = [
+        r#"{"_entry":"packed","k":"v"}"#,
+        r#"{"a":"1"}"#,
+        "not json",
+        r#"{"a":"2" broken"#,
+    ];
+    let has_error = |got: &[(String, f64)]| got.iter().any(|(l, _)| l.contains("__error__"));
+
+    // `sum(count_over_time(… | json [5m]))`: one label-free series, every line counted,
+    // no parse error.
+    for q in [
+        r#"count_over_time({app="api"} | json [1m])"#,
+        r#"count_over_time({app="api"} | logfmt --strict [1m])"#,
+        r#"count_over_time({app="api"} | json x="a" | line_format "static" [1m])"#,
+        r#"count_over_time({app="api"} | json | drop a | keep b | label_format c="{{ __line__ }}" [1m])"#,
+    ] {
+        let got = samples(&pushed_range_agg(q, by(&[])), &lines);
+        assert_eq!(got.len(), 4, "{q}");
+        assert!(got.iter().all(|(l, _)| l == "{}"), "{q}: {got:?}");
+    }
+    // `unpack` does not replace the line either: bytes are those of the packed line.
+    let got = samples(
+        &pushed_range_agg(r#"bytes_over_time({app="api"} | unpack [1m])"#, by(&[])),
+        &lines[..1],
+    );
+    assert_eq!(got, vec![("{}".to_string(), lines[0].len() as f64)]);
+    // absent_over_time never needs labels.
+    let got = samples(
+        &pushed_range_agg(r#"absent_over_time({app="api"} | json [1m])"#, None),
+        &lines,
+    );
+    assert_eq!(got.len(), 4);
+    assert!(!has_error(&got), "{got:?}");
+
+    // Anything that reads a label keeps the parsers running, and their errors.
+    for (q, grouping) in [
+        (r#"count_over_time({app="api"} | json [1m])"#, by(&["pod"])),
+        (r#"count_over_time({app="api"} | json [1m])"#, None),
+        (
+            r#"count_over_time({app="api"} | json [1m])"#,
+            Some(Grouping {
+                without: true,
+                labels: vec![],
+            }),
+        ),
+        (
+            r#"count_over_time({app="api"} | json | a!="x" [1m])"#,
+            by(&[]),
+        ),
+        (
+            r#"count_over_time({app="api"} | json | line_format "{{.a}}" [1m])"#,
+            by(&[]),
+        ),
+        (
+            r#"count_over_time({app="api"} | json | label_format b=a [1m])"#,
+            by(&[]),
+        ),
+        (
+            r#"count_over_time({app="api"} | json | label_format b="{{ .a }}" [1m])"#,
+            by(&[]),
+        ),
+        (
+            r#"sum_over_time({app="api"} | json | unwrap a [1m])"#,
+            by(&[]),
+        ),
+    ] {
+        let got = samples(&pushed_range_agg(q, grouping.clone()), &lines);
+        assert!(has_error(&got), "{q} {grouping:?}: {got:?}");
+    }
 }

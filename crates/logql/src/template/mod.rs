@@ -73,6 +73,18 @@ impl Template {
         }
     }
 
+    /// The label names the template reads as fields (`.name`, also inside `if`, `with`,
+    /// `range` and parenthesised pipelines), listed as Loki lists them to decide whether
+    /// a metric query needs any label: like Loki, it ignores `define`d templates,
+    /// variables, and fields chained after a parenthesised pipeline.
+    pub(crate) fn field_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        fields_of_nodes(&self.tree.root, &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Renders into `out`; on an execution error returns Go's error text and leaves `out`
     /// as it was.
     pub(crate) fn render(&self, ctx: &dyn TemplateContext, out: &mut String) -> Result<(), String> {
@@ -82,6 +94,35 @@ impl Template {
             out.truncate(start);
         }
         result
+    }
+}
+
+fn fields_of_nodes(nodes: &[parse::Node], out: &mut Vec<String>) {
+    for node in nodes {
+        match node {
+            parse::Node::Action(pipe) => fields_of_pipe(pipe, out),
+            parse::Node::If(b) | parse::Node::With(b) | parse::Node::Range(b) => {
+                fields_of_pipe(&b.pipe, out);
+                fields_of_nodes(&b.list, out);
+                fields_of_nodes(&b.else_list, out);
+            }
+            parse::Node::Text(_)
+            | parse::Node::Template { .. }
+            | parse::Node::Break
+            | parse::Node::Continue => {}
+        }
+    }
+}
+
+fn fields_of_pipe(pipe: &parse::Pipe, out: &mut Vec<String>) {
+    for cmd in &pipe.cmds {
+        for arg in &cmd.args {
+            match arg {
+                parse::Arg::Field(names) => out.extend(names.iter().cloned()),
+                parse::Arg::Chain(inner, fields) if fields.is_empty() => fields_of_pipe(inner, out),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -181,6 +222,30 @@ mod tests {
             ("{{ (fromJson \"{\\\"a\\\":{\\\"b\\\":1}}\").a.b }}", "1"),
             ("{{ (fromJson \"{}\").x }}", "<no value>"),
         ]);
+    }
+
+    #[test]
+    fn field_names_lists_what_loki_counts_as_required_labels() {
+        let names = |src: &str| Template::parse(src).unwrap().field_names();
+        assert_eq!(names("plain text"), Vec::<String>::new());
+        assert_eq!(
+            names("{{ __line__ }} {{ . }} {{ $ }}"),
+            Vec::<String>::new()
+        );
+        assert_eq!(names("{{.b}} {{ .a }} {{.b}}"), ["a", "b"]);
+        assert_eq!(
+            names("{{ if eq .x \"1\" }}{{ .y }}{{ else }}{{ .z | upper }}{{ end }}"),
+            ["x", "y", "z"]
+        );
+        assert_eq!(
+            names("{{ range $k, $v := . }}{{ $k }}{{ end }}"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names("{{ with .w }}{{ (printf \"%s\" .q) }}{{ end }}"),
+            ["q", "w"]
+        );
+        assert_eq!(names("{{ .user.id }}"), ["id", "user"]);
     }
 
     #[test]
