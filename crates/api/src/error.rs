@@ -50,18 +50,19 @@ impl ApiError {
 
     pub(crate) fn from_ingest(e: fenrir_ingest::Error) -> Self {
         use fenrir_ingest::ErrorKind;
-        if let fenrir_ingest::Error::BacklogFull { .. } = e {
-            // Expected while the object store is down; /metrics counts these.
-            tracing::debug!(error = %e, "push refused");
-            return Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_newline();
-        }
         let status = match e.kind() {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => {
-                // Disk full or an unwritable WAL: nothing of the push was acknowledged, so
-                // the client's retry loses nothing.
-                tracing::error!(error = %e, "push not stored");
+                // Disk full, an unwritable WAL, or the unflushed backlog at its limit while
+                // the object store is down: nothing of the push was acknowledged, so the
+                // client's retry loses nothing.
+                if let fenrir_ingest::Error::BacklogFull { .. } = e {
+                    // Expected while the object store is down; /metrics counts these.
+                    tracing::debug!(error = %e, "push refused");
+                } else {
+                    tracing::error!(error = %e, "push not stored");
+                }
                 return Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("push not stored, retry later: {e}"),

@@ -106,6 +106,32 @@ impl Metrics {
         out
     }
 
+    fn render_discarded(&self, out: &mut String) {
+        let d = self.discarded.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, help, pick) in [
+            (
+                "loki_discarded_samples_total",
+                "The total number of samples that were discarded.",
+                0,
+            ),
+            (
+                "loki_discarded_bytes_total",
+                "The total number of bytes that were discarded.",
+                1,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((reason, tenant), (entries, bytes)) in &d.counts {
+                let v = if pick == 0 { entries } else { bytes };
+                let _ = writeln!(
+                    out,
+                    "{name}{{reason=\"{reason}\",tenant=\"{}\"}} {v}",
+                    escape_label_value(tenant)
+                );
+            }
+        }
+    }
+
     /// [`Metrics::render`] plus the write path's backlog and flush counters.
     pub(crate) fn render_with_backlog(&self, backlog: &fenrir_ingest::FlushBacklog) -> String {
         let mut out = self.render(&[]);
@@ -159,32 +185,6 @@ impl Metrics {
         }
         out
     }
-
-    fn render_discarded(&self, out: &mut String) {
-        let d = self.discarded.lock().unwrap_or_else(|p| p.into_inner());
-        for (name, help, pick) in [
-            (
-                "loki_discarded_samples_total",
-                "The total number of samples that were discarded.",
-                0,
-            ),
-            (
-                "loki_discarded_bytes_total",
-                "The total number of bytes that were discarded.",
-                1,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for ((reason, tenant), (entries, bytes)) in &d.counts {
-                let v = if pick == 0 { entries } else { bytes };
-                let _ = writeln!(
-                    out,
-                    "{name}{{reason=\"{reason}\",tenant=\"{}\"}} {v}",
-                    escape_label_value(tenant)
-                );
-            }
-        }
-    }
 }
 
 /// Prometheus text-format escaping of a label value.
@@ -197,36 +197,6 @@ fn escape_label_value(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backlog_metrics_are_rendered_with_types() {
-        let backlog = fenrir_ingest::FlushBacklog {
-            unflushed_bytes: 1234,
-            unflushed_chunks: 3,
-            max_unflushed_bytes: 1 << 30,
-            flush_failures: 2,
-            flushed_chunks: 7,
-            flushed_bytes: 9000,
-            refused_pushes: 1,
-        };
-        let text = Metrics::default().render_with_backlog(&backlog);
-        for line in [
-            "# TYPE fenrir_ingester_unflushed_bytes gauge",
-            "fenrir_ingester_unflushed_bytes 1234",
-            "fenrir_ingester_unflushed_chunks 3",
-            "fenrir_ingester_max_unflushed_bytes 1073741824",
-            "# TYPE fenrir_ingester_flush_failures_total counter",
-            "fenrir_ingester_flush_failures_total 2",
-            "fenrir_ingester_flushed_chunks_total 7",
-            "fenrir_ingester_flushed_bytes_total 9000",
-            "fenrir_ingester_backlog_refused_pushes_total 1",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "{line} missing from\n{text}"
-            );
-        }
-    }
 
     #[test]
     fn discards_render_with_bounded_tenants() {
@@ -258,5 +228,35 @@ mod tests {
             .count();
         assert_eq!(series, MAX_TENANT_LABELS + 2);
         assert_eq!(escape_label_value("a\"b\\c"), "a\\\"b\\\\c");
+    }
+
+    #[test]
+    fn backlog_metrics_are_rendered_with_types() {
+        let backlog = fenrir_ingest::FlushBacklog {
+            unflushed_bytes: 1234,
+            unflushed_chunks: 3,
+            max_unflushed_bytes: 1 << 30,
+            flush_failures: 2,
+            flushed_chunks: 7,
+            flushed_bytes: 9000,
+            refused_pushes: 1,
+        };
+        let text = Metrics::default().render_with_backlog(&backlog);
+        for line in [
+            "# TYPE fenrir_ingester_unflushed_bytes gauge",
+            "fenrir_ingester_unflushed_bytes 1234",
+            "fenrir_ingester_unflushed_chunks 3",
+            "fenrir_ingester_max_unflushed_bytes 1073741824",
+            "# TYPE fenrir_ingester_flush_failures_total counter",
+            "fenrir_ingester_flush_failures_total 2",
+            "fenrir_ingester_flushed_chunks_total 7",
+            "fenrir_ingester_flushed_bytes_total 9000",
+            "fenrir_ingester_backlog_refused_pushes_total 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
     }
 }

@@ -110,11 +110,11 @@ pub(crate) struct Inner {
     inflight: Mutex<BTreeMap<u64, usize>>,
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
     pub(crate) next_object_id: AtomicU64,
-    pub(crate) flush_state: FlushState,
     /// Tenant ingestion rate limiters.
     tenant_rates: RateLimiters<Tenant>,
     /// Per-stream rate limiters.
     stream_rates: RateLimiters<(Tenant, Fingerprint)>,
+    pub(crate) flush_state: FlushState,
 }
 
 impl std::fmt::Debug for Ingester {
@@ -140,9 +140,9 @@ impl Ingester {
                 inflight: Mutex::new(BTreeMap::new()),
                 flush_lock: tokio::sync::Mutex::new(()),
                 next_object_id: AtomicU64::new(0),
-                flush_state: FlushState::default(),
                 tenant_rates: RateLimiters::new(),
                 stream_rates: RateLimiters::new(),
+                flush_state: FlushState::default(),
             }),
         };
         let mut entries = 0usize;

@@ -5,5 +5,5 @@ mod runtime;
 mod serve;
 mod wiring;
 
-pub use serve::{serve, spawn_flusher};
-pub use wiring::{build, Built};
+pub use serve::serve;
+pub use wiring::{build, spawn_flusher, Built};

@@ -3,15 +3,12 @@
 //! closed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use fenrir_config::Config;
 use tokio::sync::watch;
 
-use fenrir_ingest::Ingester;
-
-use crate::wiring::{build, ingest_config, Built};
+use crate::wiring::{build, spawn_flusher, Built};
 
 /// Runs the server until SIGTERM or Ctrl-C, then stops gracefully.
 pub async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
@@ -27,71 +24,7 @@ pub async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    serve_until(
-        built,
-        listener,
-        stop_rx,
-        config.server.graceful_shutdown_timeout,
-        FlushSchedule::from_config(&config),
-    )
-    .await
-}
-
-/// When the background flusher runs: every `period`; after a failure, after a backoff
-/// doubling from `min_backoff` to `max_backoff`.
-#[derive(Debug, Clone, Copy)]
-struct FlushSchedule {
-    period: Duration,
-    min_backoff: Duration,
-    max_backoff: Duration,
-}
-
-impl FlushSchedule {
-    fn from_config(config: &Config) -> Self {
-        let backoff = &config.ingester.flush_op_backoff;
-        FlushSchedule {
-            period: ingest_config(config)
-                .flush_check_period
-                .min(Duration::from_secs(10)),
-            min_backoff: backoff.min_period,
-            max_backoff: backoff.max_period.max(backoff.min_period),
-        }
-    }
-}
-
-/// Starts the background flusher: a flush cycle every `flush_check_period` (at most 10s);
-/// after a failure, the next try comes after `ingester.flush_op_backoff` (doubling from
-/// `min_period` to `max_period`), for as long as it takes: the WAL holds the data.
-pub fn spawn_flusher(ingester: Ingester, config: &Config) -> tokio::task::JoinHandle<()> {
-    run_flusher(ingester, FlushSchedule::from_config(config))
-}
-
-fn run_flusher(ingester: Ingester, schedule: FlushSchedule) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut delay = schedule.period;
-        let mut next_backoff = schedule.min_backoff;
-        loop {
-            tokio::time::sleep(delay).await;
-            match ingester.flush_due().await {
-                Ok(_) => {
-                    delay = schedule.period;
-                    next_backoff = schedule.min_backoff;
-                }
-                Err(e) => {
-                    let backlog = ingester.backlog();
-                    tracing::warn!(
-                        error = %e,
-                        retry_in = ?next_backoff,
-                        unflushed_bytes = backlog.unflushed_bytes,
-                        unflushed_chunks = backlog.unflushed_chunks,
-                        "flush failed; the wal keeps the data"
-                    );
-                    delay = next_backoff;
-                    next_backoff = (next_backoff * 2).min(schedule.max_backoff);
-                }
-            }
-        }
-    })
+    serve_until(built, listener, stop_rx, &config).await
 }
 
 /// Serves on `listener` until `stop` turns true, then stops as [`serve`] describes.
@@ -99,16 +32,16 @@ async fn serve_until(
     built: Built,
     listener: tokio::net::TcpListener,
     stop: watch::Receiver<bool>,
-    grace: Duration,
-    flush_schedule: FlushSchedule,
+    config: &Config,
 ) -> anyhow::Result<()> {
+    let grace = config.server.graceful_shutdown_timeout;
     let Built {
         app,
         ingester,
         state,
         ..
     } = built;
-    let flusher = run_flusher(ingester.clone(), flush_schedule);
+    let flusher = spawn_flusher(ingester.clone(), config);
     let stopped = {
         let mut stop = stop.clone();
         async move {

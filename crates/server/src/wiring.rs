@@ -2,6 +2,7 @@
 //! and shuts down gracefully.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use fenrir_api::{ApiConfig, AppState, TailConfig};
@@ -183,10 +184,49 @@ pub async fn build(config: &Config) -> anyhow::Result<Built> {
     })
 }
 
+/// Starts the background flusher: a flush cycle every `flush_check_period` (at most 10s);
+/// after a failure, the next try comes after `flush_op_backoff` (doubling from
+/// `min_period` to `max_period`), for as long as it takes: the WAL holds the data.
+pub fn spawn_flusher(ingester: Ingester, config: &Config) -> tokio::task::JoinHandle<()> {
+    let period = config
+        .ingester
+        .flush_check_period
+        .min(Duration::from_secs(10));
+    let backoff = &config.ingester.flush_op_backoff;
+    let (min_backoff, max_backoff) = (
+        backoff.min_period,
+        backoff.max_period.max(backoff.min_period),
+    );
+    tokio::spawn(async move {
+        let mut delay = period;
+        let mut next_backoff = min_backoff;
+        loop {
+            tokio::time::sleep(delay).await;
+            match ingester.flush_due().await {
+                Ok(_) => {
+                    delay = period;
+                    next_backoff = min_backoff;
+                }
+                Err(e) => {
+                    let backlog = ingester.backlog();
+                    tracing::warn!(
+                        error = %e,
+                        retry_in = ?next_backoff,
+                        unflushed_bytes = backlog.unflushed_bytes,
+                        unflushed_chunks = backlog.unflushed_chunks,
+                        "flush failed; the wal keeps the data"
+                    );
+                    delay = next_backoff;
+                    next_backoff = (next_backoff * 2).min(max_backoff);
+                }
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn s3_options_follow_lokis_keys() {
