@@ -60,9 +60,10 @@ impl ApiError {
                 if let fenrir_ingest::Error::BacklogFull { .. } = e {
                     // Expected while the object store is down; /metrics counts these.
                     tracing::debug!(error = %e, "push refused");
-                } else {
-                    tracing::error!(error = %e, "push not stored");
+                    return Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                        .with_newline();
                 }
+                tracing::error!(error = %e, "push not stored");
                 return Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("push not stored, retry later: {e}"),

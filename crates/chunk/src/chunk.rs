@@ -29,6 +29,9 @@ const DIR_ENTRY_MIN_LEN: usize = 40;
 /// Smallest raw block: its tail alone.
 const MIN_BLOCK_RAW_LEN: u32 = 5;
 
+/// Most entries `decode_all` reserves room for before decoding any block.
+const MAX_PREALLOCATED_ENTRIES: usize = 64 << 10;
+
 /// Largest raw block a reader will allocate for, and a writer will produce.
 pub const MAX_BLOCK_RAW_LEN: usize = 64 << 20;
 
@@ -427,7 +430,10 @@ fn skip_extensions(bytes: &[u8]) -> Result<()> {
 /// Decodes every entry of a chunk, for tests and small uses.
 pub fn decode_all(bytes: &[u8]) -> Result<Vec<Entry>> {
     let reader = ChunkReader::open(bytes)?;
-    let mut out = Vec::with_capacity(reader.meta().entries as usize);
+    // The header's count is only checked against the directory here, not against the
+    // blocks: a crafted chunk may claim 4 billion entries, so preallocate a bounded amount.
+    let mut out =
+        Vec::with_capacity((reader.meta().entries as usize).min(MAX_PREALLOCATED_ENTRIES));
     for i in 0..reader.blocks().len() {
         out.extend(reader.decode_block(i)?.iter().map(|e| e.to_entry()));
     }
@@ -654,6 +660,19 @@ mod tests {
             let dir_crc = crc(&bytes[start..footer]);
             bytes[footer + 4..footer + 8].copy_from_slice(&dir_crc.to_le_bytes());
         }
+    }
+
+    #[test]
+    fn decode_all_does_not_trust_the_entry_count_for_allocation() {
+        // A one-block chunk whose header and directory claim u32::MAX entries, with valid
+        // checksums: decoding the block fails, and nothing is allocated for the claim first.
+        let mut bytes = encode(&sample()[..3], DEFAULT_BLOCK_TARGET_RAW).bytes;
+        bytes[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
+        let dir_start = bytes.len() - FOOTER_LEN - DIR_ENTRY_MIN_LEN;
+        bytes[dir_start + 32..dir_start + 36].copy_from_slice(&u32::MAX.to_le_bytes());
+        reseal(&mut bytes);
+        assert_eq!(ChunkReader::open(&bytes).unwrap().meta().entries, u32::MAX);
+        assert!(matches!(decode_all(&bytes), Err(Error::Corrupt { .. })));
     }
 
     proptest! {

@@ -163,6 +163,12 @@ impl Ingester {
             state
                 .flushed_bytes
                 .fetch_add(stats.bytes as u64, Ordering::Relaxed);
+            // sled buffers writes in the process: the index records must be on disk before
+            // the WAL that holds the same entries is released, or a crash loses them.
+            let index = self.inner.index.clone();
+            tokio::task::spawn_blocking(move || index.flush())
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
         }
         // Release what the written segments covered, even after a failure.
         let keep_from = self.min_needed_wal_segment();
