@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
             e.to_string(),
-            "push not stored, retry later: ingester backlog full: 2048 bytes of chunks wait for the object store (limit 1024)"
+            "ingester backlog full: 2048 bytes of chunks wait for the object store (limit 1024); retry later"
         );
     }
 }

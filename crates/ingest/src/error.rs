@@ -25,7 +25,7 @@ pub enum Error {
     CorruptRecord(&'static str),
     /// Too many sealed chunks wait for the object store (slow or down): the push is not
     /// stored and the client should retry later (503).
-    #[error("ingester backlog full: {unflushed_bytes} bytes of chunks wait for the object store (limit {limit})")]
+    #[error("ingester backlog full: {unflushed_bytes} bytes of chunks wait for the object store (limit {limit}); retry later")]
     BacklogFull {
         /// Compressed bytes waiting.
         unflushed_bytes: u64,
