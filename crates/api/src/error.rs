@@ -134,6 +134,9 @@ mod tests {
             limit: 1024,
         });
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(e.to_string().starts_with("ingester backlog full"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "ingester backlog full: 2048 bytes of chunks wait for the object store (limit 1024); retry later"
+        );
     }
 }

@@ -116,8 +116,15 @@ fn start_moto() -> Result<Moto, String> {
         .port();
     let log = std::env::temp_dir().join(format!("fenrir-moto-{}-{port}.log", std::process::id()));
     // The wrapper waits for EOF on stdin, which comes when this process exits.
-    let script = r#"command -v moto_server >/dev/null 2>&1 || exit 127
-moto_server -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+    // `python3 -m moto.server` as .ci/run does, wherever pip put the scripts; else the
+    // `moto_server` script on PATH.
+    let script = r#"if python3 -c 'import moto.server' >/dev/null 2>&1; then
+  python3 -m moto.server -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+elif command -v moto_server >/dev/null 2>&1; then
+  moto_server -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+else
+  exit 127
+fi
 pid=$!
 read -r _
 kill "$pid" 2>/dev/null
@@ -139,7 +146,9 @@ wait "$pid""#;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(match status.code() {
-                Some(127) => "moto_server is not on PATH".to_string(),
+                Some(127) => {
+                    "neither python3 -m moto.server nor moto_server is available".to_string()
+                }
                 _ => format!("moto_server exited ({status}); see {}", log.display()),
             });
         }
