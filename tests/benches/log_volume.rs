@@ -106,7 +106,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let server = rt.block_on(TestServer::start(
-        "limits_config:\n  max_query_series: 100000\n",
+        "limits_config:\n  max_query_series: 100000\n  ingestion_rate_mb: 1024\n  ingestion_burst_size_mb: 1024\n",
     ));
     let (start, end) = rt.block_on(load(&server));
     let query = |q: &'static str| {

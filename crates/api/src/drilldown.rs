@@ -13,7 +13,9 @@ use fenrir_query::{
 
 use crate::json::{push_map, push_str, push_str_array};
 use crate::params::{bounds, parse_step, Form};
-use crate::query::{check_query_length, json_response, optional_selector, request, selector};
+use crate::query::{
+    check_query_length, json_response, optional_selector, request, selector, within_timeout,
+};
 use crate::{ApiError, AppState};
 
 const MAX_POINTS: i64 = 11_000;
@@ -130,20 +132,17 @@ async fn run_volume(
     } else {
         None
     };
-    let series = st
-        .engine
-        .volume(VolumeQuery {
-            tenant: req.tenant,
-            matchers,
-            start,
-            end,
-            step,
-            target_labels,
-            aggregation,
-            limit,
-        })
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.volume(VolumeQuery {
+        tenant: req.tenant,
+        matchers,
+        start,
+        end,
+        step,
+        target_labels,
+        aggregation,
+        limit,
+    });
+    let series = within_timeout(&req.limits, query).await?;
     Ok(json_response(volume_body(&series, range)))
 }
 
@@ -199,11 +198,8 @@ pub(crate) async fn detected_labels(
     let (start, end) = bounds(&req.form)?;
     // Drilldown sends an empty query for "all streams".
     let matchers = optional_selector(&req.form)?;
-    let labels = st
-        .engine
-        .detected_labels(req.tenant, matchers, start, end)
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.detected_labels(req.tenant, matchers, start, end);
+    let labels = within_timeout(&req.limits, query).await?;
     let mut out = String::from("{\"detectedLabels\":[");
     for (i, l) in labels.iter().enumerate() {
         if i > 0 {
@@ -247,12 +243,9 @@ pub(crate) async fn detected_fields(
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
     let limit = count_param(&req.form, &["limit", "field_limit"], DEFAULT_FIELD_LIMIT)?;
+    let limits = req.limits.clone();
     let query = sample_query(req)?;
-    let fields = st
-        .engine
-        .detected_fields(query, limit)
-        .await
-        .map_err(ApiError::from_query)?;
+    let fields = within_timeout(&limits, st.engine.detected_fields(query, limit)).await?;
     Ok(json_response(fields_body(&fields, limit)))
 }
 
@@ -291,12 +284,10 @@ pub(crate) async fn detected_field_values(
 ) -> Result<Response, ApiError> {
     let req = request(&st, &method, q, headers, &body)?;
     let limit = count_param(&req.form, &["limit"], DEFAULT_FIELD_LIMIT)?;
+    let limits = req.limits.clone();
     let query = sample_query(req)?;
-    let values = st
-        .engine
-        .detected_field_values(query, name, limit)
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.detected_field_values(query, name, limit);
+    let values = within_timeout(&limits, query).await?;
     let mut out = String::from("{\"values\":");
     push_str_array(&mut out, values.iter().map(String::as_str));
     out.push_str(&format!(",\"limit\":{limit}}}"));
@@ -318,17 +309,14 @@ pub(crate) async fn patterns(
     }
     let expr = log_query_param(&req.form)?;
     let step = step_param(&req.form, start, end)?;
-    let patterns = st
-        .engine
-        .patterns(PatternQuery {
-            tenant: req.tenant,
-            expr,
-            start,
-            end,
-            step,
-        })
-        .await
-        .map_err(ApiError::from_query)?;
+    let query = st.engine.patterns(PatternQuery {
+        tenant: req.tenant,
+        expr,
+        start,
+        end,
+        step,
+    });
+    let patterns = within_timeout(&req.limits, query).await?;
     let mut out = String::from("{\"status\":\"success\",\"data\":[");
     for (i, p) in patterns.iter().enumerate() {
         if i > 0 {

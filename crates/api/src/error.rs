@@ -54,8 +54,15 @@ impl ApiError {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => {
-                // Disk full or an unwritable WAL: nothing of the push was acknowledged, so
-                // the client's retry loses nothing.
+                // Disk full, an unwritable WAL, or the unflushed backlog at its limit while
+                // the object store is down: nothing of the push was acknowledged, so the
+                // client's retry loses nothing.
+                if let fenrir_ingest::Error::BacklogFull { .. } = e {
+                    // Expected while the object store is down; /metrics counts these.
+                    tracing::debug!(error = %e, "push refused");
+                    return Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                        .with_newline();
+                }
                 tracing::error!(error = %e, "push not stored");
                 return Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -113,5 +120,23 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("nosniff"),
         );
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_backlog_is_503_with_the_reason() {
+        let e = ApiError::from_ingest(fenrir_ingest::Error::BacklogFull {
+            unflushed_bytes: 2048,
+            limit: 1024,
+        });
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            e.to_string(),
+            "ingester backlog full: 2048 bytes of chunks wait for the object store (limit 1024); retry later"
+        );
     }
 }

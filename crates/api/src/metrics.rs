@@ -131,6 +131,60 @@ impl Metrics {
             }
         }
     }
+
+    /// [`Metrics::render`] plus the write path's backlog and flush counters.
+    pub(crate) fn render_with_backlog(&self, backlog: &fenrir_ingest::FlushBacklog) -> String {
+        let mut out = self.render(&[]);
+        let gauges = [
+            (
+                "fenrir_ingester_unflushed_bytes",
+                "Compressed bytes of sealed chunks waiting for the object store.",
+                backlog.unflushed_bytes,
+            ),
+            (
+                "fenrir_ingester_unflushed_chunks",
+                "Sealed chunks waiting for the object store.",
+                backlog.unflushed_chunks,
+            ),
+            (
+                "fenrir_ingester_max_unflushed_bytes",
+                "Backlog at which pushes are refused with 503.",
+                backlog.max_unflushed_bytes,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let counters = [
+            (
+                "fenrir_ingester_flush_failures_total",
+                "Flushes that failed to write to the object store.",
+                backlog.flush_failures,
+            ),
+            (
+                "fenrir_ingester_flushed_chunks_total",
+                "Chunks written to the object store.",
+                backlog.flushed_chunks,
+            ),
+            (
+                "fenrir_ingester_flushed_bytes_total",
+                "Compressed bytes written to the object store.",
+                backlog.flushed_bytes,
+            ),
+            (
+                "fenrir_ingester_backlog_refused_pushes_total",
+                "Pushes refused with 503 because the backlog was full.",
+                backlog.refused_pushes,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        }
+        out
+    }
 }
 
 /// Prometheus text-format escaping of a label value.
@@ -174,5 +228,35 @@ mod tests {
             .count();
         assert_eq!(series, MAX_TENANT_LABELS + 2);
         assert_eq!(escape_label_value("a\"b\\c"), "a\\\"b\\\\c");
+    }
+
+    #[test]
+    fn backlog_metrics_are_rendered_with_types() {
+        let backlog = fenrir_ingest::FlushBacklog {
+            unflushed_bytes: 1234,
+            unflushed_chunks: 3,
+            max_unflushed_bytes: 1 << 30,
+            flush_failures: 2,
+            flushed_chunks: 7,
+            flushed_bytes: 9000,
+            refused_pushes: 1,
+        };
+        let text = Metrics::default().render_with_backlog(&backlog);
+        for line in [
+            "# TYPE fenrir_ingester_unflushed_bytes gauge",
+            "fenrir_ingester_unflushed_bytes 1234",
+            "fenrir_ingester_unflushed_chunks 3",
+            "fenrir_ingester_max_unflushed_bytes 1073741824",
+            "# TYPE fenrir_ingester_flush_failures_total counter",
+            "fenrir_ingester_flush_failures_total 2",
+            "fenrir_ingester_flushed_chunks_total 7",
+            "fenrir_ingester_flushed_bytes_total 9000",
+            "fenrir_ingester_backlog_refused_pushes_total 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ pub(crate) async fn ready(State(st): State<AppState>) -> Response {
 }
 
 pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
-    let body = st.metrics.render(&[]);
+    let body = st.metrics.render_with_backlog(&st.ingester.backlog());
     (
         [(
             header::CONTENT_TYPE,

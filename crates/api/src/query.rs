@@ -284,9 +284,9 @@ async fn run_metric(
 }
 
 /// Runs a query under the tenant's `query_timeout` (0: none); past it the client gets
-/// Loki's 504. The blocking scan behind the query is not interrupted: it finishes on its
-/// thread and its result is dropped.
-async fn within_timeout<T>(
+/// Loki's 504. Dropping the query's future cancels the engine's scan, which stops at its
+/// next block and frees its threads.
+pub(crate) async fn within_timeout<T>(
     limits: &Limits,
     query: impl Future<Output = fenrir_query::Result<T>>,
 ) -> Result<T, ApiError> {

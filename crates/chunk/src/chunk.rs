@@ -29,6 +29,9 @@ const DIR_ENTRY_MIN_LEN: usize = 40;
 /// Smallest raw block: its tail alone.
 const MIN_BLOCK_RAW_LEN: u32 = 5;
 
+/// Most entries `decode_all` reserves room for before decoding any block.
+const MAX_PREALLOCATED_ENTRIES: usize = 64 << 10;
+
 /// Largest raw block a reader will allocate for, and a writer will produce.
 pub const MAX_BLOCK_RAW_LEN: usize = 64 << 20;
 
@@ -316,7 +319,6 @@ impl<'a> ChunkReader<'a> {
     /// Checks magic, version, checksums and every length and offset of header and directory.
     /// `bytes` must be exactly one chunk.
     pub fn open(bytes: &'a [u8]) -> Result<Self> {
-        const WHAT: &str = "chunk header";
         if bytes.len() < HEADER_LEN + FOOTER_LEN {
             return Err(Error::Truncated {
                 what: "chunk",
@@ -324,7 +326,78 @@ impl<'a> ChunkReader<'a> {
                 have: bytes.len() as u64,
             });
         }
-        let mut h = Cursor::new(&bytes[..HEADER_LEN], WHAT);
+        let directory = ChunkDirectory::parse(&bytes[..HEADER_LEN], bytes, bytes.len() as u64)?;
+        Ok(ChunkReader {
+            bytes,
+            meta: directory.meta,
+            blocks: directory.blocks,
+        })
+    }
+
+    /// The chunk's summary.
+    pub fn meta(&self) -> ChunkMeta {
+        self.meta
+    }
+
+    /// The blocks, in time order.
+    pub fn blocks(&self) -> &[BlockMeta] {
+        &self.blocks
+    }
+
+    /// Checks and decompresses block `i`. Decompression never produces more than the block's
+    /// declared raw length, itself capped at [`MAX_BLOCK_RAW_LEN`].
+    pub fn decode_block(&self, i: usize) -> Result<DecodedBlock> {
+        let block = self.blocks.get(i).ok_or(Error::BlockOutOfRange {
+            index: i,
+            blocks: self.blocks.len(),
+        })?;
+        let start = block.offset as usize;
+        let stored = self
+            .bytes
+            .get(start..start + block.len as usize)
+            .ok_or_else(|| Error::corrupt("chunk block", "block past the chunk"))?;
+        decode_stored_block(stored, block)
+    }
+}
+
+/// A chunk's header and block directory, read without its blocks: with it a reader fetches
+/// only the blocks it needs ([`BlockMeta::offset`], [`BlockMeta::len`]) and decodes them with
+/// [`decode_stored_block`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkDirectory {
+    /// The chunk's summary.
+    pub meta: ChunkMeta,
+    /// The blocks, in time order.
+    pub blocks: Vec<BlockMeta>,
+}
+
+impl ChunkDirectory {
+    /// Bytes of the chunk's start that hold the header.
+    pub const HEADER_LEN: usize = HEADER_LEN;
+    /// Bytes of the chunk's end that hold the footer.
+    pub const FOOTER_LEN: usize = FOOTER_LEN;
+
+    /// How many bytes of the chunk's end hold the directory and footer, from the footer
+    /// (the chunk's last [`ChunkDirectory::FOOTER_LEN`] bytes).
+    pub fn tail_len(footer: &[u8]) -> Result<usize> {
+        let mut f = Cursor::new(footer, "chunk footer");
+        let dir_len = f.u32()? as usize;
+        Ok(dir_len + FOOTER_LEN)
+    }
+
+    /// Parses and checks the header (the chunk's first [`ChunkDirectory::HEADER_LEN`] bytes)
+    /// and the directory, which must lie in `tail`: the last `tail.len()` bytes of a chunk of
+    /// `chunk_len` bytes (at least [`ChunkDirectory::tail_len`] of them).
+    pub fn parse(header: &[u8], tail: &[u8], chunk_len: u64) -> Result<Self> {
+        const WHAT: &str = "chunk header";
+        if header.len() < HEADER_LEN || tail.len() < FOOTER_LEN || (tail.len() as u64) > chunk_len {
+            return Err(Error::Truncated {
+                what: "chunk",
+                need: (HEADER_LEN + FOOTER_LEN) as u64,
+                have: header.len().min(tail.len()) as u64,
+            });
+        }
+        let mut h = Cursor::new(&header[..HEADER_LEN], WHAT);
         if h.array::<4>()? != MAGIC {
             return Err(Error::BadMagic { what: WHAT });
         }
@@ -345,7 +418,7 @@ impl<'a> ChunkReader<'a> {
         let block_count = h.u32()? as usize;
         let raw_bytes = h.u64()?;
         let stored = h.u32()?;
-        check_crc(WHAT, stored, &bytes[..HEADER_LEN - 4])?;
+        check_crc(WHAT, stored, &header[..HEADER_LEN - 4])?;
         if entries == 0 || block_count == 0 || min_ts > max_ts {
             return Err(Error::corrupt(WHAT, "empty or inverted"));
         }
@@ -357,7 +430,7 @@ impl<'a> ChunkReader<'a> {
             raw_bytes,
         };
 
-        let mut f = Cursor::new(&bytes[bytes.len() - FOOTER_LEN..], "chunk footer");
+        let mut f = Cursor::new(&tail[tail.len() - FOOTER_LEN..], "chunk footer");
         let dir_len = f.u32()? as usize;
         let dir_crc = f.u32()?;
         if f.array::<4>()? != MAGIC {
@@ -365,62 +438,63 @@ impl<'a> ChunkReader<'a> {
                 what: "chunk footer",
             });
         }
-        let blocks_end = (bytes.len() - FOOTER_LEN)
-            .checked_sub(dir_len)
-            .filter(|end| *end >= HEADER_LEN)
+        // Offsets below are from the chunk's start; `tail` starts at `tail_start`.
+        let tail_start = chunk_len - tail.len() as u64;
+        let blocks_end = (chunk_len - FOOTER_LEN as u64)
+            .checked_sub(dir_len as u64)
+            .filter(|end| *end >= HEADER_LEN as u64)
             .ok_or_else(|| Error::corrupt("chunk footer", "directory length past the header"))?;
-        let directory = &bytes[blocks_end..bytes.len() - FOOTER_LEN];
+        if blocks_end < tail_start {
+            return Err(Error::Truncated {
+                what: "chunk directory",
+                need: (dir_len + FOOTER_LEN) as u64,
+                have: tail.len() as u64,
+            });
+        }
+        let dir_start = (blocks_end - tail_start) as usize;
+        let directory = &tail[dir_start..tail.len() - FOOTER_LEN];
         check_crc("chunk directory", dir_crc, directory)?;
         let blocks = parse_directory(directory, block_count, &meta, blocks_end)?;
-        Ok(ChunkReader {
-            bytes,
-            meta,
-            blocks,
-        })
+        Ok(ChunkDirectory { meta, blocks })
     }
+}
 
-    /// The chunk's summary.
-    pub fn meta(&self) -> ChunkMeta {
-        self.meta
+/// Checks and decompresses one stored block (its zstd frame and CRC32C, as found at
+/// `block.offset` in the chunk). Decompression never produces more than the block's
+/// declared raw length, itself capped at [`MAX_BLOCK_RAW_LEN`].
+pub fn decode_stored_block(stored: &[u8], block: &BlockMeta) -> Result<DecodedBlock> {
+    const WHAT: &str = "chunk block";
+    if stored.len() != block.len as usize || stored.len() <= BLOCK_CRC_LEN {
+        return Err(Error::corrupt(
+            WHAT,
+            "stored length differs from the directory",
+        ));
     }
-
-    /// The blocks, in time order.
-    pub fn blocks(&self) -> &[BlockMeta] {
-        &self.blocks
+    if block.raw_len as usize > MAX_BLOCK_RAW_LEN {
+        return Err(Error::TooLarge {
+            what: "raw block",
+            len: block.raw_len.into(),
+            limit: MAX_BLOCK_RAW_LEN as u64,
+        });
     }
-
-    /// Checks and decompresses block `i`. Decompression never produces more than the block's
-    /// declared raw length, itself capped at [`MAX_BLOCK_RAW_LEN`].
-    pub fn decode_block(&self, i: usize) -> Result<DecodedBlock> {
-        const WHAT: &str = "chunk block";
-        let block = self.blocks.get(i).ok_or(Error::BlockOutOfRange {
-            index: i,
-            blocks: self.blocks.len(),
-        })?;
-        let start = block.offset as usize;
-        let stored = self
-            .bytes
-            .get(start..start + block.len as usize)
-            .ok_or_else(|| Error::corrupt(WHAT, "block past the chunk"))?;
-        let (frame, stored_crc) = stored.split_at(stored.len() - BLOCK_CRC_LEN);
-        let stored_crc = Cursor::new(stored_crc, WHAT).u32()?;
-        check_crc(WHAT, stored_crc, frame)?;
-        let raw = decompress(frame, block.raw_len as usize)?;
-        if raw.len() != block.raw_len as usize {
-            return Err(Error::corrupt(
-                WHAT,
-                "raw length differs from the directory",
-            ));
-        }
-        DecodedBlock::decode(
-            raw,
-            &Expected {
-                entries: block.entries,
-                min_ts: block.min_ts,
-                max_ts: block.max_ts,
-            },
-        )
+    let (frame, stored_crc) = stored.split_at(stored.len() - BLOCK_CRC_LEN);
+    let stored_crc = Cursor::new(stored_crc, WHAT).u32()?;
+    check_crc(WHAT, stored_crc, frame)?;
+    let raw = decompress(frame, block.raw_len as usize)?;
+    if raw.len() != block.raw_len as usize {
+        return Err(Error::corrupt(
+            WHAT,
+            "raw length differs from the directory",
+        ));
     }
+    DecodedBlock::decode(
+        raw,
+        &Expected {
+            entries: block.entries,
+            min_ts: block.min_ts,
+            max_ts: block.max_ts,
+        },
+    )
 }
 
 fn check_crc(what: &'static str, stored: u32, bytes: &[u8]) -> Result<()> {
@@ -442,7 +516,7 @@ fn parse_directory(
     directory: &[u8],
     block_count: usize,
     meta: &ChunkMeta,
-    blocks_end: usize,
+    blocks_end: u64,
 ) -> Result<Vec<BlockMeta>> {
     const WHAT: &str = "chunk directory";
     if block_count > directory.len() / DIR_ENTRY_MIN_LEN {
@@ -490,7 +564,7 @@ fn parse_directory(
         blocks.push(block);
     }
     c.finish()?;
-    if next_offset != blocks_end as u64
+    if next_offset != blocks_end
         || entries != u64::from(meta.entries)
         || min_ts != meta.min_ts
         || max_ts != meta.max_ts
@@ -515,7 +589,10 @@ fn skip_extensions(bytes: &[u8]) -> Result<()> {
 /// Decodes every entry of a chunk, for tests and small uses.
 pub fn decode_all(bytes: &[u8]) -> Result<Vec<Entry>> {
     let reader = ChunkReader::open(bytes)?;
-    let mut out = Vec::with_capacity(reader.meta().entries as usize);
+    // The header's count is only checked against the directory here, not against the
+    // blocks: a crafted chunk may claim 4 billion entries, so preallocate a bounded amount.
+    let mut out =
+        Vec::with_capacity((reader.meta().entries as usize).min(MAX_PREALLOCATED_ENTRIES));
     for i in 0..reader.blocks().len() {
         out.extend(reader.decode_block(i)?.iter().map(|e| e.to_entry()));
     }
@@ -629,6 +706,47 @@ mod tests {
             reader.decode_block(reader.blocks().len()),
             Err(Error::BlockOutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn directory_from_header_and_tail_reads_single_blocks() {
+        let entries = sample();
+        let chunk = encode(&entries, 64);
+        let bytes = &chunk.bytes;
+        let len = bytes.len() as u64;
+        let header = &bytes[..ChunkDirectory::HEADER_LEN];
+        let tail_len =
+            ChunkDirectory::tail_len(&bytes[bytes.len() - ChunkDirectory::FOOTER_LEN..]).unwrap();
+        let directory =
+            ChunkDirectory::parse(header, &bytes[bytes.len() - tail_len..], len).unwrap();
+        let reader = ChunkReader::open(bytes).unwrap();
+        assert_eq!(directory.meta, reader.meta());
+        assert_eq!(directory.blocks, reader.blocks());
+        // A longer tail works too; a shorter one says how much is needed.
+        assert_eq!(
+            ChunkDirectory::parse(header, &bytes[bytes.len() - tail_len - 9..], len).unwrap(),
+            directory
+        );
+        assert!(matches!(
+            ChunkDirectory::parse(header, &bytes[bytes.len() - tail_len + 1..], len),
+            Err(Error::Truncated { need, .. }) if need == tail_len as u64
+        ));
+        let mut decoded = Vec::new();
+        for b in &directory.blocks {
+            let stored = &bytes[b.offset as usize..(b.offset + u64::from(b.len)) as usize];
+            decoded.extend(
+                decode_stored_block(stored, b)
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.to_entry()),
+            );
+            // The wrong block's bytes fail their checks.
+            let other = &directory.blocks[0];
+            if other != b {
+                assert!(decode_stored_block(stored, other).is_err());
+            }
+        }
+        assert_eq!(decoded, entries);
     }
 
     #[test]
@@ -807,6 +925,19 @@ mod tests {
             let dir_crc = crc(&bytes[start..footer]);
             bytes[footer + 4..footer + 8].copy_from_slice(&dir_crc.to_le_bytes());
         }
+    }
+
+    #[test]
+    fn decode_all_does_not_trust_the_entry_count_for_allocation() {
+        // A one-block chunk whose header and directory claim u32::MAX entries, with valid
+        // checksums: decoding the block fails, and nothing is allocated for the claim first.
+        let mut bytes = encode(&sample()[..3], DEFAULT_BLOCK_TARGET_RAW).bytes;
+        bytes[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
+        let dir_start = bytes.len() - FOOTER_LEN - DIR_ENTRY_MIN_LEN;
+        bytes[dir_start + 32..dir_start + 36].copy_from_slice(&u32::MAX.to_le_bytes());
+        reseal(&mut bytes);
+        assert_eq!(ChunkReader::open(&bytes).unwrap().meta().entries, u32::MAX);
+        assert!(matches!(decode_all(&bytes), Err(Error::Corrupt { .. })));
     }
 
     proptest! {

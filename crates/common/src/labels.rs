@@ -3,6 +3,9 @@ use std::sync::Arc;
 
 use crate::{write_go_quoted, Fingerprint};
 
+/// Up to this many labels, [`LabelSet::position`] scans instead of bisecting.
+const LINEAR_SCAN_MAX: usize = 16;
+
 /// A label set: pairs sorted by name, names unique, no empty values (except in sets made
 /// by [`LabelsBuilder::build_keep_empty`], which only LogQL results use).
 ///
@@ -34,10 +37,18 @@ impl LabelSet {
 
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].1.as_str())
+        self.position(name).map(|i| self.0[i].1.as_str())
+    }
+
+    /// The index of label `name` in [`LabelSet::as_slice`], if present.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        // Stream label sets are small: a scan that compares lengths first skips most
+        // byte comparisons, where a binary search compares bytes at every step.
+        if self.0.len() <= LINEAR_SCAN_MAX {
+            self.0.iter().position(|(k, _)| k.as_str() == name)
+        } else {
+            self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok()
+        }
     }
 
     /// The pairs, sorted by name.
@@ -174,6 +185,21 @@ mod tests {
         assert_eq!(l.to_string(), r#"{app="x", job="a\"b"}"#);
         assert_eq!(l.get("job"), Some("a\"b"));
         assert_eq!(l.get("empty"), None);
+    }
+
+    #[test]
+    fn lookups_agree_for_small_and_large_sets() {
+        for n in [0usize, 1, 5, 16, 17, 40] {
+            let l = LabelSet::from_pairs((0..n).map(|i| (format!("k{i:02}"), format!("v{i}"))));
+            for i in 0..n {
+                let name = format!("k{i:02}");
+                assert_eq!(l.get(&name), Some(format!("v{i}").as_str()), "{n} {name}");
+                assert_eq!(l.as_slice()[l.position(&name).unwrap()].0, name);
+            }
+            assert_eq!(l.get("k"), None);
+            assert_eq!(l.get("zz"), None);
+            assert_eq!(l.position(""), None);
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::section::section;
+use crate::storage::BackoffConfig;
 use crate::units::{bytes_serde, duration_serde};
 
 section! {
@@ -43,10 +44,21 @@ section! {
         max_returned_stream_errors: usize = 10,
         /// Write-ahead log.
         wal: WalConfig = WalConfig::default(),
+        /// Compressed bytes of sealed chunks that may wait for the object store (while it
+        /// is slow or down) before pushes are refused with 503. Fenrir only.
+        #[serde(with = "bytes_serde")]
+        max_unflushed_bytes: u64 = 1 << 30,
+        /// Backoff between flush attempts after a failed flush; flushes are retried until
+        /// they succeed (the WAL keeps the data), so `max_retries` is accepted and unused.
+        flush_op_backoff: BackoffConfig = BackoffConfig {
+            min_period: Duration::from_secs(10),
+            max_period: Duration::from_secs(60),
+            max_retries: 10,
+        },
     }
-    nested [wal]
+    nested [wal, flush_op_backoff]
     ignored [
-        lifecycler, flush_op_backoff, chunk_retain_period, autoforget_unhealthy, sync_period,
+        lifecycler, chunk_retain_period, autoforget_unhealthy, sync_period,
         sync_min_utilization, query_store_max_look_back_period, index_shards,
         max_dropped_streams, shutdown_marker_path, owned_streams_check_interval,
         kafka_ingestion, tailer, client, chunk_filterer,

@@ -264,6 +264,13 @@ impl Config {
                 }
             }
         }
+        if let Some((key, s3)) = self.s3_config() {
+            backoff_problems(
+                &format!("{key}.backoff_config"),
+                &s3.backoff_config,
+                problems,
+            );
+        }
         if let Err(problem) = self.resolve_object_store() {
             // A bad object_store of the last period is already reported above.
             if !problems.contains(&problem) {
@@ -288,11 +295,21 @@ impl Config {
             ("chunk_idle_period", ingester.chunk_idle_period.is_zero()),
             ("flush_check_period", ingester.flush_check_period.is_zero()),
             ("concurrent_flushes", ingester.concurrent_flushes == 0),
+            ("max_unflushed_bytes", ingester.max_unflushed_bytes == 0),
+            (
+                "flush_op_backoff.min_period",
+                ingester.flush_op_backoff.min_period.is_zero(),
+            ),
         ] {
             if is_zero {
                 problems.push(format!("ingester.{key} must be more than 0"));
             }
         }
+        backoff_problems(
+            "ingester.flush_op_backoff",
+            &ingester.flush_op_backoff,
+            problems,
+        );
     }
 
     /// Loki keys that are set in this configuration but have no effect in Fenrir, as
@@ -427,6 +444,14 @@ impl Config {
             .s3
             .as_ref()
             .map(|s3| ("common.storage.s3", s3))
+    }
+}
+
+fn backoff_problems(key: &str, backoff: &crate::BackoffConfig, problems: &mut Vec<String>) {
+    if backoff.min_period > backoff.max_period {
+        problems.push(format!(
+            "{key}.min_period must not be longer than {key}.max_period"
+        ));
     }
 }
 

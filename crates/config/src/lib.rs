@@ -33,9 +33,9 @@ pub use error::{Error, Result};
 pub use limits::{parse_overrides, Limits, StreamRetention, DEFAULT_DISCOVER_SERVICE_NAME};
 pub use server::ServerConfig;
 pub use storage::{
-    CommonConfig, CommonFilesystem, CommonStorage, FilesystemStorage, IndexPeriod, KvStoreConfig,
-    ObjectStoreConfig, PeriodConfig, RingConfig, S3Config, S3HttpConfig, SchemaConfig, Secret,
-    StorageConfig,
+    BackoffConfig, CommonConfig, CommonFilesystem, CommonStorage, FilesystemStorage, IndexPeriod,
+    KvStoreConfig, ObjectStoreConfig, PeriodConfig, RingConfig, S3Config, S3HttpConfig,
+    SchemaConfig, Secret, StorageConfig,
 };
 pub use tenant::TenantLimits;
 pub use units::{format_byte_size, format_duration, parse_byte_size, parse_duration};

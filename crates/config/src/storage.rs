@@ -128,12 +128,30 @@ section! {
         storage_class: String = "STANDARD".to_string(),
         /// HTTP client settings.
         http_config: S3HttpConfig = S3HttpConfig::default(),
+        /// Retries of failed requests (5xx, throttling, timeouts, connection errors).
+        backoff_config: BackoffConfig = BackoffConfig::default(),
     }
-    nested [http_config]
+    nested [http_config, backoff_config]
     ignored [
-        signature_version, sse, sse_encryption, backoff_config, disable_dualstack, dynamodb,
+        signature_version, sse, sse_encryption, disable_dualstack, dynamodb,
         chunk_delimiter, max_retries,
     ]
+}
+
+section! {
+    /// Exponential backoff between retries (`backoff_config`, `flush_op_backoff`).
+    pub struct BackoffConfig {
+        /// Wait before the first retry.
+        #[serde(with = "duration_serde")]
+        min_period: Duration = Duration::from_millis(100),
+        /// Longest wait between two tries.
+        #[serde(with = "duration_serde")]
+        max_period: Duration = Duration::from_secs(3),
+        /// Retries after the first try.
+        max_retries: u32 = 5,
+    }
+    nested []
+    ignored []
 }
 
 section! {
@@ -145,13 +163,16 @@ section! {
         /// Time to wait for response headers; 0 means no timeout.
         #[serde(with = "duration_serde")]
         response_header_timeout: Duration = Duration::ZERO,
+        /// Time allowed for one request attempt, body included; 0 means Fenrir's 2m.
+        #[serde(with = "duration_serde")]
+        timeout: Duration = Duration::ZERO,
         /// Skip TLS certificate verification.
         insecure_skip_verify: bool = false,
         /// CA bundle to trust, PEM.
         ca_file: String = String::new(),
     }
     nested []
-    ignored [timeout]
+    ignored []
 }
 
 section! {

@@ -69,7 +69,11 @@ impl Ingester {
                 if parts <= limit / 4 || f.parts == 0 {
                     break;
                 }
-                lock(st).seal(policy)?;
+                let mut s = lock(st);
+                let before = s.sealed.len();
+                s.seal(policy)?;
+                self.note_sealed(&s.sealed[before..]);
+                drop(s);
                 parts -= f.parts;
                 flush = true;
             }

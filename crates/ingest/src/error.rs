@@ -23,6 +23,15 @@ pub enum Error {
     /// A WAL record that does not decode (only during replay).
     #[error("corrupt wal record: {0}")]
     CorruptRecord(&'static str),
+    /// Too many sealed chunks wait for the object store (slow or down): the push is not
+    /// stored and the client should retry later (503).
+    #[error("ingester backlog full: {unflushed_bytes} bytes of chunks wait for the object store (limit {limit}); retry later")]
+    BacklogFull {
+        /// Compressed bytes waiting.
+        unflushed_bytes: u64,
+        /// `max_unflushed_bytes`.
+        limit: u64,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("internal: {0}")]
     Internal(String),
@@ -55,7 +64,9 @@ impl Error {
         match self {
             Error::Refused(r) if r.limited => ErrorKind::TooManyRequests,
             Error::Refused(_) => ErrorKind::BadRequest,
-            Error::Wal(_) | Error::Storage(_) | Error::Index(_) => ErrorKind::Unavailable,
+            Error::Wal(_) | Error::Storage(_) | Error::Index(_) | Error::BacklogFull { .. } => {
+                ErrorKind::Unavailable
+            }
             Error::Chunk(_) | Error::CorruptRecord(_) | Error::Internal(_) => ErrorKind::Internal,
         }
     }

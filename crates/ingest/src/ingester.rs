@@ -11,6 +11,7 @@ use fenrir_storage::ObjectStore;
 use fenrir_wal::{Wal, WalOptions};
 
 use crate::budget::Budget;
+use crate::flush::FlushState;
 use crate::limits::{
     per_stream_rate_reason, rate_limited_message, refused_entries_message, stream_limit_message,
     too_far_behind_reason, DiscardReason, Discarded, PushLimits, Refused,
@@ -52,6 +53,9 @@ pub struct IngestConfig {
     /// Bytes that heads and unflushed chunks may hold in memory before the largest are
     /// sealed, flushed or compressed early (`memory_budget`; 0: no budget).
     pub memory_budget: usize,
+    /// Pushes are refused while sealed chunks waiting for the store exceed this many
+    /// compressed bytes (`max_unflushed_bytes`).
+    pub max_unflushed_bytes: u64,
 }
 
 impl IngestConfig {
@@ -72,6 +76,7 @@ impl IngestConfig {
             flush_sealed_age: Duration::from_secs(60),
             out_of_order_window: Duration::from_secs(3600),
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            max_unflushed_bytes: 1 << 30,
         }
     }
 
@@ -124,6 +129,7 @@ pub(crate) struct Inner {
     /// Memory held by all streams, and what the budget does about it.
     pub(crate) gauge: Arc<MemoryGauge>,
     pub(crate) budget: Budget,
+    pub(crate) flush_state: FlushState,
 }
 
 impl std::fmt::Debug for Ingester {
@@ -153,6 +159,7 @@ impl Ingester {
                 stream_rates: RateLimiters::new(),
                 gauge: Arc::default(),
                 budget: Budget::default(),
+                flush_state: FlushState::default(),
             }),
         };
         let mut entries = 0usize;
@@ -195,6 +202,7 @@ impl Ingester {
         streams: Vec<(LabelSet, Vec<Entry>)>,
         limits: &PushLimits,
     ) -> Result<()> {
+        self.check_backlog()?;
         let (accepted, refused) = self.admit(tenant, streams, limits);
         if !accepted.is_empty() {
             let payload = record::encode(tenant, &accepted);
@@ -290,7 +298,9 @@ impl Ingester {
     ) -> Result<()> {
         let stream = self.stream(tenant, &labels);
         let mut s = lock(&stream);
+        let sealed_before = s.sealed.len();
         s.append(entries, segment, self.inner.cfg.seal_policy())?;
+        self.note_sealed(&s.sealed[sealed_before..]);
         Ok(())
     }
 

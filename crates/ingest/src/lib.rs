@@ -23,7 +23,7 @@ mod record;
 mod stream;
 
 pub use error::{Error, ErrorKind, Result};
-pub use flush::FlushStats;
+pub use flush::{FlushBacklog, FlushStats};
 pub use ingester::{IngestConfig, Ingester, RecentChunk, RecentStream, DEFAULT_MEMORY_BUDGET};
 pub use limits::{DiscardReason, Discarded, PushLimits, Refused};
 pub use rebuild::rebuild_index;

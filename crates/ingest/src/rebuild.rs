@@ -9,6 +9,10 @@ use fenrir_storage::ObjectStore;
 use crate::flush::chunk_ref;
 use crate::{Error, Result};
 
+/// Bytes read from a segment's end in the first request: footer and trailer of a typical
+/// segment fit.
+const FOOTER_GUESS_BYTES: u64 = 256 << 10;
+
 /// Reads every segment footer in `store` and records its chunks in `index`. Returns the
 /// number of chunks indexed.
 pub async fn rebuild_index(store: &dyn ObjectStore, index: &Index) -> Result<usize> {
@@ -30,7 +34,14 @@ pub async fn rebuild_index(store: &dyn ObjectStore, index: &Index) -> Result<usi
             tracing::warn!(key = obj.key, "skipping truncated segment");
             continue;
         }
-        let trailer = store.get_range(&obj.key, size - trailer_len..size).await?;
+        // One ranged GET covers footer and trailer of all but huge segments.
+        let guess_from = size.saturating_sub(FOOTER_GUESS_BYTES);
+        let guess = store.get_range(&obj.key, guess_from..size).await?;
+        let Some(trailer_at) = guess.len().checked_sub(SEGMENT_TRAILER_LEN) else {
+            tracing::warn!(key = obj.key, "skipping segment the store returned short");
+            continue;
+        };
+        let trailer = guess.slice(trailer_at..);
         let footer_len = footer_len_from_trailer(&trailer)?;
         let Some(from) = size.checked_sub(trailer_len + footer_len) else {
             tracing::warn!(
@@ -39,7 +50,11 @@ pub async fn rebuild_index(store: &dyn ObjectStore, index: &Index) -> Result<usi
             );
             continue;
         };
-        let tail = store.get_range(&obj.key, from..size).await?;
+        let tail = if from >= guess_from {
+            guess.slice((from - guess_from) as usize..)
+        } else {
+            store.get_range(&obj.key, from..size).await?
+        };
         let footer = parse_footer(&tail)?;
         let refs: Vec<_> = footer
             .chunks

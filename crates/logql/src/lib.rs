@@ -11,6 +11,7 @@
 pub mod ast;
 mod error;
 mod eval;
+mod fxhash;
 mod parser;
 mod pipeline;
 mod printer;

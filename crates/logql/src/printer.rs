@@ -341,7 +341,9 @@ fn write_filter_primary(out: &mut String, f: &LabelFilter) {
             let _ = write!(out, "{name} {} {}", cmp_str(*op), fmt_duration(*value));
         }
         LabelFilter::Bytes { name, op, value } => {
-            let _ = write!(out, "{name} {} {value}B", cmp_str(*op));
+            // `0B` lexes as Go's binary-literal prefix, as in Loki: zero needs another unit.
+            let unit = if *value == 0 { "KB" } else { "B" };
+            let _ = write!(out, "{name} {} {value}{unit}", cmp_str(*op));
         }
         LabelFilter::Ip {
             name,
@@ -511,6 +513,17 @@ mod tests {
         assert_eq!(fmt_duration(0), "0s");
         assert_eq!(go_duration(3_661_000_000_000), "1h1m1s");
         assert_eq!(go_duration(1_500_000_000), "1.5s");
+    }
+
+    #[test]
+    fn zero_bytes_print_in_a_lexable_form() {
+        // Found by the logql_parse fuzz target: `0MB` printed as `0B`, which does not lex.
+        let expr = crate::parse_expr(r#"{app="jobs"} | logfmt | bytes >= 0MB"#).unwrap();
+        let printed = expr.to_string();
+        assert_eq!(printed, r#"{app="jobs"} | logfmt | bytes >= 0KB"#);
+        assert_eq!(crate::parse_expr(&printed).unwrap(), expr);
+        let expr = crate::parse_expr(r#"{app="jobs"} | bytes < 1KiB"#).unwrap();
+        assert_eq!(crate::parse_expr(&expr.to_string()).unwrap(), expr);
     }
 
     #[test]

@@ -1,4 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fenrir_common::{Fingerprint, LabelSet, Matcher, Tenant, Timestamp};
@@ -10,7 +11,7 @@ use fenrir_storage::ObjectStore;
 use crate::detected::{detect_fields, detect_labels, field_values};
 use crate::logs::run_log_query;
 use crate::patterns::Miner;
-use crate::scan::{scan_stream, ChunkFetcher, Piece, StreamData};
+use crate::scan::{with_scanner, Piece, ScanContext, ScanRange, StreamData};
 use crate::volume::compute_volume;
 use crate::{
     DetectedField, DetectedLabel, Direction, Error, LogQuery, LogResult, PatternQuery,
@@ -36,6 +37,9 @@ pub struct Engine {
     index: Index,
     store: Arc<dyn ObjectStore>,
     recent: Arc<dyn RecentData>,
+    /// Threads that decode blocks ahead of each scan.
+    workers: usize,
+    blocks_decoded: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -47,19 +51,34 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine over flushed data (`index` + `store`) and unflushed data (`recent`).
     pub fn new(index: Index, store: Arc<dyn ObjectStore>, recent: Arc<dyn RecentData>) -> Self {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         Engine {
             index,
             store,
             recent,
+            workers,
+            blocks_decoded: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The same engine with `workers` decoding threads per scan (0: the query's own thread
+    /// does everything). The default is one per core.
+    pub fn with_decode_workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Blocks decompressed and decoded by this engine and its clones so far.
+    pub fn blocks_decoded(&self) -> u64 {
+        self.blocks_decoded.load(Ordering::Relaxed)
     }
 
     /// Runs a log query.
     pub async fn query_logs(&self, q: LogQuery) -> Result<LogResult> {
         let this = self.clone();
-        self.blocking(move |fetcher| {
+        self.blocking(move |ctx| {
             let streams = this.select(&q.tenant, &q.expr.selector, q.start, q.end)?;
-            run_log_query(fetcher, &streams, &q)
+            run_log_query(ctx, &streams, &q)
         })
         .await
     }
@@ -72,10 +91,10 @@ impl Engine {
         params: EvalParams,
     ) -> Result<QueryValue> {
         let this = self.clone();
-        self.blocking(move |fetcher| {
+        self.blocking(move |ctx| {
             let mut source = Source {
                 engine: &this,
-                fetcher,
+                ctx,
                 tenant: &tenant,
             };
             Ok(evaluate(&expr, &params, &mut source)?)
@@ -233,37 +252,38 @@ impl Engine {
     /// Patterns of the lines a log query selects, with counts per step.
     pub async fn patterns(&self, q: PatternQuery) -> Result<Vec<PatternResult>> {
         let this = self.clone();
-        self.blocking(move |fetcher| {
+        self.blocking(move |ctx| {
             let pipeline = fenrir_logql::LogPipeline::new(&q.expr.stages)?;
             let streams = this.select(&q.tenant, &q.expr.selector, q.start, q.end)?;
             let mut miner = Miner::new(q.step);
-            for data in &streams {
-                let mut sp = pipeline.for_stream(&data.labels);
-                let stream_level = data
-                    .labels
-                    .get("detected_level")
-                    .or_else(|| data.labels.get("level"))
-                    .map(str::to_string);
-                let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
-                    let level = md
-                        .iter()
-                        .find(|(k, _)| *k == "detected_level")
-                        .map(|(_, v)| v.to_string())
-                        .or_else(|| stream_level.clone());
-                    if let Some(out) = sp.process(ts, line, md) {
-                        miner.add(ts, &out.line, level.as_deref());
-                    }
-                    true
-                };
-                scan_stream(
-                    fetcher,
-                    data,
-                    q.start,
-                    q.end,
-                    Direction::Forward,
-                    &mut visit,
-                )?;
-            }
+            let range = ScanRange {
+                start: q.start,
+                end: q.end,
+                direction: Direction::Forward,
+            };
+            with_scanner(ctx, &streams, range, None, |scanner| {
+                for (i, data) in streams.iter().enumerate() {
+                    let mut sp = pipeline.for_stream(&data.labels);
+                    let stream_level = data
+                        .labels
+                        .get("detected_level")
+                        .or_else(|| data.labels.get("level"))
+                        .map(str::to_string);
+                    let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
+                        let level = md
+                            .iter()
+                            .find(|(k, _)| *k == "detected_level")
+                            .map(|(_, v)| v.to_string())
+                            .or_else(|| stream_level.clone());
+                        if let Some(out) = sp.process(ts, line, md) {
+                            miner.add(ts, &out.line, level.as_deref());
+                        }
+                        true
+                    };
+                    scanner.scan_stream(i, &mut visit)?;
+                }
+                Ok(())
+            })?;
             Ok(miner.finish())
         })
         .await
@@ -307,19 +327,42 @@ impl Engine {
             .collect())
     }
 
-    /// Runs `f` on a blocking thread with a fetcher that can wait on the object store.
+    /// Runs `f` on a blocking thread with a context that can wait on the object store.
+    /// Dropping the returned future (the API's `query_timeout`, or a client gone) cancels
+    /// the scan: it stops at its next block and frees its threads.
     async fn blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&ChunkFetcher) -> Result<T> + Send + 'static,
+        F: FnOnce(&ScanContext) -> Result<T> + Send + 'static,
     {
-        let fetcher = ChunkFetcher {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let ctx = ScanContext {
             store: self.store.clone(),
             handle: tokio::runtime::Handle::current(),
+            cancel: cancel.clone(),
+            workers: self.workers,
+            blocks_decoded: self.blocks_decoded.clone(),
         };
-        tokio::task::spawn_blocking(move || f(&fetcher))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+        let _cancel_on_drop = CancelOnDrop(cancel);
+        tokio::task::spawn_blocking(move || {
+            ctx.check_cancel()?;
+            let result = f(&ctx);
+            // Errors of a cancelled scan (wrapped by the evaluator, say) are its cancellation.
+            ctx.check_cancel()?;
+            result
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+    }
+}
+
+/// Sets a query's cancel flag when its future is dropped before it finished.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        // Harmless once the scan is over; stops it when it is still running.
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -327,7 +370,7 @@ impl Engine {
 /// aggregation.
 struct Source<'a> {
     engine: &'a Engine,
-    fetcher: &'a ChunkFetcher,
+    ctx: &'a ScanContext,
     tenant: &'a Tenant,
 }
 
@@ -346,28 +389,224 @@ impl SampleSource for Source<'_> {
             let streams = self
                 .engine
                 .select(self.tenant, &agg.range.log.selector, start, end)?;
-            for data in &streams {
-                let mut ex = extractor.for_stream(&data.labels);
-                let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
-                    if let Some((labels, value)) = ex.process(ts, line, md) {
-                        sink(labels, ts, value);
-                    }
-                    true
-                };
-                scan_stream(
-                    self.fetcher,
-                    data,
-                    start,
-                    end,
-                    Direction::Forward,
-                    &mut visit,
-                )?;
-            }
-            Ok(())
+            let range = ScanRange {
+                start,
+                end,
+                direction: Direction::Forward,
+            };
+            with_scanner(self.ctx, &streams, range, None, |scanner| {
+                for (i, data) in streams.iter().enumerate() {
+                    let mut ex = extractor.for_stream(&data.labels);
+                    let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
+                        if let Some((labels, value)) = ex.process(ts, line, md) {
+                            sink(labels, ts, value);
+                        }
+                        true
+                    };
+                    scanner.scan_stream(i, &mut visit)?;
+                }
+                Ok(())
+            })
         };
         run().map_err(|e| match e {
             Error::BadQuery(m) => fenrir_logql::Error::Query(m),
             other => fenrir_logql::Error::Query(other.to_string()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+
+    use fenrir_chunk::{ChunkBuilder, EncodedChunk};
+    use fenrir_index::ChunkRef;
+    use fenrir_logql::ast::Expr;
+    use fenrir_storage::InMemoryStore;
+
+    use super::*;
+    use crate::RecentStream;
+
+    fn labels(pod: usize) -> LabelSet {
+        LabelSet::from_pairs([("app", "a".to_string()), ("pod", pod.to_string())])
+    }
+
+    /// A chunk of `n` lines from `t0`, with blocks of a few lines each.
+    fn chunk(labels: &LabelSet, t0: i64, n: i64) -> EncodedChunk {
+        let mut b = ChunkBuilder::new(labels, 512);
+        for ts in t0..t0 + n {
+            b.push(ts, &format!("level=info line {ts} {}", "x".repeat(60)), &[]);
+        }
+        b.finish(1).unwrap()
+    }
+
+    /// Unflushed data that holds `select` until the test opens the gate.
+    struct Gated {
+        streams: Vec<RecentStream>,
+        entered: Mutex<mpsc::Sender<()>>,
+        gate: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl RecentData for Gated {
+        fn streams(
+            &self,
+            _: &Tenant,
+            _: &[Matcher],
+            _: Timestamp,
+            _: Timestamp,
+        ) -> Vec<RecentStream> {
+            let _ = self.entered.lock().unwrap().send(());
+            let _ = self.gate.lock().unwrap().recv();
+            self.streams.clone()
+        }
+    }
+
+    struct NoRecent;
+
+    impl RecentData for NoRecent {
+        fn streams(
+            &self,
+            _: &Tenant,
+            _: &[Matcher],
+            _: Timestamp,
+            _: Timestamp,
+        ) -> Vec<RecentStream> {
+            Vec::new()
+        }
+    }
+
+    fn metric(q: &str) -> MetricExpr {
+        match fenrir_logql::parse_expr(q).unwrap() {
+            Expr::Metric(m) => m,
+            Expr::Log(_) => panic!("not a metric query"),
+        }
+    }
+
+    #[test]
+    fn a_dropped_query_stops_its_scan() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let streams: Vec<RecentStream> = (0..10)
+            .map(|pod| {
+                let l = labels(pod);
+                RecentStream {
+                    chunks: vec![Arc::new(chunk(&l, 1, 2000))],
+                    labels: l,
+                    head: Vec::new(),
+                }
+            })
+            .collect();
+        let (entered_tx, entered) = mpsc::channel();
+        let (gate, gate_rx) = mpsc::channel();
+        let recent = Arc::new(Gated {
+            streams,
+            entered: Mutex::new(entered_tx),
+            gate: Mutex::new(gate_rx),
+        });
+        let engine = Engine::new(
+            Index::temporary().unwrap(),
+            Arc::new(InMemoryStore::new()),
+            recent,
+        )
+        .with_decode_workers(2);
+        let expr = metric(r#"sum(count_over_time({app="a"}[1h]))"#);
+        let params = EvalParams::instant(3_600_000_000_000, 1000);
+        let run = |engine: &Engine| {
+            let (engine, expr) = (engine.clone(), expr.clone());
+            rt.spawn(async move { engine.query_metric(Tenant::single(), expr, params).await })
+        };
+
+        // Uncancelled, the query reads every block.
+        let task = run(&engine);
+        entered.recv().unwrap();
+        gate.send(()).unwrap();
+        let value = rt.block_on(task).unwrap().unwrap();
+        let QueryValue::Vector(v) = value else {
+            panic!("{value:?}")
+        };
+        assert_eq!(v[0].value, 20_000.0);
+        let all = engine.blocks_decoded();
+        assert!(all >= 100, "{all} blocks");
+
+        // Dropped while its thread selects streams: the scan decodes nothing.
+        let task = run(&engine);
+        entered.recv().unwrap();
+        task.abort();
+        assert!(rt.block_on(task).unwrap_err().is_cancelled());
+        gate.send(()).unwrap();
+        // Dropping the runtime waits for its blocking threads: the scan is over.
+        drop(rt);
+        assert_eq!(engine.blocks_decoded(), all);
+    }
+
+    #[test]
+    fn newest_lines_read_only_the_newest_blocks() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = Arc::new(InMemoryStore::new());
+        let index = Index::temporary().unwrap();
+        let mut object = Vec::new();
+        let mut refs = Vec::new();
+        for pod in 0..5 {
+            let l = labels(pod);
+            // Two chunks per stream, streams interleaved in time.
+            for part in 0..2 {
+                let c = chunk(&l, part * 100_000 + pod as i64, 3000);
+                let offset = object.len() as u64;
+                object.extend_from_slice(&c.bytes);
+                refs.push((
+                    l.clone(),
+                    ChunkRef {
+                        chunk_id: offset,
+                        object_key: "fake/seg/x.seg".into(),
+                        offset,
+                        len: c.bytes.len() as u64,
+                        min_ts: c.meta.min_ts,
+                        max_ts: c.meta.max_ts,
+                        entries: c.meta.entries,
+                        raw_bytes: c.meta.raw_bytes,
+                    },
+                ));
+            }
+        }
+        let tenant = Tenant::single();
+        rt.block_on(store.put("fake/seg/x.seg", object.into()))
+            .unwrap();
+        index.add_chunks(&tenant, &refs).unwrap();
+        let engine = Engine::new(index, store, Arc::new(NoRecent)).with_decode_workers(2);
+        let Expr::Log(expr) = fenrir_logql::parse_expr(r#"{app="a"}"#).unwrap() else {
+            unreachable!()
+        };
+        let query = LogQuery {
+            tenant,
+            expr,
+            start: 0,
+            end: 1_000_000,
+            limit: 20,
+            direction: Direction::Backward,
+            categorize: false,
+        };
+        let result = rt.block_on(engine.query_logs(query)).unwrap();
+        let mut got: Vec<i64> = result
+            .streams
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.ts))
+            .collect();
+        got.sort_unstable();
+        let mut want: Vec<i64> = (0..5i64)
+            .flat_map(|pod| (0..3000).map(move |i| 100_000 + pod + i))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(got, want[want.len() - 20..]);
+        // Hundreds of blocks exist; each stream needs its newest one, plus the read-ahead.
+        let decoded = engine.blocks_decoded();
+        assert!(decoded <= 5 * 2 + 2, "{decoded} blocks decoded");
     }
 }

@@ -13,6 +13,9 @@ pub enum Error {
     /// A stored chunk does not decode.
     #[error("chunk: {0}")]
     Chunk(#[from] fenrir_chunk::Error),
+    /// The query was abandoned (timed out or its client went away) and stopped early.
+    #[error("query cancelled")]
+    Cancelled,
     /// A blocking task panicked or was cancelled.
     #[error("internal: {0}")]
     Internal(String),

@@ -8,7 +8,7 @@ use fenrir_common::{LabelSet, Tenant, Timestamp};
 use fenrir_logql::ast::LogExpr;
 use fenrir_logql::LogPipeline;
 
-use crate::scan::{scan_stream, ChunkFetcher, StreamData};
+use crate::scan::{with_scanner, Cutoff, ScanContext, ScanRange, StreamData};
 use crate::Result;
 
 /// Which entries a limited log query keeps, and the order it returns them in.
@@ -112,7 +112,7 @@ impl Ord for Candidate {
 
 /// Runs a log query over the selected streams. Blocking.
 pub(crate) fn run_log_query(
-    fetcher: &ChunkFetcher,
+    ctx: &ScanContext,
     streams: &[StreamData],
     q: &LogQuery,
 ) -> Result<LogResult> {
@@ -122,62 +122,76 @@ pub(crate) fn run_log_query(
     let mut seq = 0u64;
     let mut scanned = 0u64;
     let mut bytes = 0u64;
-    for data in streams {
-        let mut sp = pipeline.for_stream(&data.labels);
-        let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
-            if heap.len() >= q.limit {
-                if let Some(worst) = heap.peek() {
-                    let cannot_win = if backward {
-                        ts <= worst.ts
-                    } else {
-                        ts >= worst.ts
-                    };
-                    if cannot_win {
-                        return false;
+    let cutoff = Cutoff::new(q.direction);
+    let range = ScanRange {
+        start: q.start,
+        end: q.end,
+        direction: q.direction,
+    };
+    with_scanner(ctx, streams, range, Some(&cutoff), |scanner| {
+        for (i, data) in streams.iter().enumerate() {
+            let mut sp = pipeline.for_stream(&data.labels);
+            let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
+                if heap.len() >= q.limit {
+                    if let Some(worst) = heap.peek() {
+                        let cannot_win = if backward {
+                            ts <= worst.ts
+                        } else {
+                            ts >= worst.ts
+                        };
+                        if cannot_win {
+                            return false;
+                        }
                     }
                 }
-            }
-            scanned += 1;
-            bytes += line.len() as u64;
-            let Some(out) = sp.process(ts, line, md) else {
-                return true;
+                scanned += 1;
+                bytes += line.len() as u64;
+                let Some(out) = sp.process(ts, line, md) else {
+                    return true;
+                };
+                let (labels, entry) = if q.categorize {
+                    (
+                        out.labels.stream.clone(),
+                        ResultEntry {
+                            ts,
+                            line: out.line.into_owned(),
+                            structured_metadata: out.labels.structured_metadata.clone(),
+                            parsed: out.labels.parsed.clone(),
+                        },
+                    )
+                } else {
+                    (
+                        out.labels.all.clone(),
+                        ResultEntry {
+                            ts,
+                            line: out.line.into_owned(),
+                            structured_metadata: Vec::new(),
+                            parsed: Vec::new(),
+                        },
+                    )
+                };
+                seq += 1;
+                heap.push(Candidate {
+                    ts,
+                    seq,
+                    backward,
+                    labels,
+                    entry,
+                });
+                if heap.len() > q.limit {
+                    heap.pop();
+                }
+                if heap.len() >= q.limit {
+                    if let Some(worst) = heap.peek() {
+                        cutoff.raise(worst.ts);
+                    }
+                }
+                true
             };
-            let (labels, entry) = if q.categorize {
-                (
-                    out.labels.stream.clone(),
-                    ResultEntry {
-                        ts,
-                        line: out.line.into_owned(),
-                        structured_metadata: out.labels.structured_metadata.clone(),
-                        parsed: out.labels.parsed.clone(),
-                    },
-                )
-            } else {
-                (
-                    out.labels.all.clone(),
-                    ResultEntry {
-                        ts,
-                        line: out.line.into_owned(),
-                        structured_metadata: Vec::new(),
-                        parsed: Vec::new(),
-                    },
-                )
-            };
-            seq += 1;
-            heap.push(Candidate {
-                ts,
-                seq,
-                backward,
-                labels,
-                entry,
-            });
-            if heap.len() > q.limit {
-                heap.pop();
-            }
-            true
-        };
-        scan_stream(fetcher, data, q.start, q.end, q.direction, &mut visit)?;
-    }
+            scanner.scan_stream(i, &mut visit)?;
+        }
+        Ok(())
+    })?;
     let mut grouped: HashMap<LabelSet, Vec<(u64, ResultEntry)>> = HashMap::new();
     for c in heap.into_vec() {
         grouped.entry(c.labels).or_default().push((c.seq, c.entry));

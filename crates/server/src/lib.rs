@@ -6,4 +6,4 @@ mod serve;
 mod wiring;
 
 pub use serve::serve;
-pub use wiring::{build, Built};
+pub use wiring::{build, spawn_flusher, Built};

@@ -3,13 +3,12 @@
 //! closed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use fenrir_config::Config;
 use tokio::sync::watch;
 
-use crate::wiring::{build, ingest_config, Built};
+use crate::wiring::{build, spawn_flusher, Built};
 
 /// Runs the server until SIGTERM or Ctrl-C, then stops gracefully.
 pub async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
@@ -25,14 +24,7 @@ pub async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    serve_until(
-        built,
-        listener,
-        stop_rx,
-        config.server.graceful_shutdown_timeout,
-        ingest_config(&config).flush_check_period,
-    )
-    .await
+    serve_until(built, listener, stop_rx, &config).await
 }
 
 /// Serves on `listener` until `stop` turns true, then stops as [`serve`] describes.
@@ -40,27 +32,16 @@ async fn serve_until(
     built: Built,
     listener: tokio::net::TcpListener,
     stop: watch::Receiver<bool>,
-    grace: Duration,
-    flush_period: Duration,
+    config: &Config,
 ) -> anyhow::Result<()> {
+    let grace = config.server.graceful_shutdown_timeout;
     let Built {
         app,
         ingester,
         state,
         ..
     } = built;
-    let flusher = {
-        let ingester = ingester.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(flush_period.min(Duration::from_secs(10)));
-            loop {
-                tick.tick().await;
-                if let Err(e) = ingester.flush_due().await {
-                    tracing::warn!(error = %e, "flush failed; will retry");
-                }
-            }
-        })
-    };
+    let flusher = spawn_flusher(ingester.clone(), config);
     let stopped = {
         let mut stop = stop.clone();
         async move {

@@ -42,6 +42,21 @@ pub enum Error {
         /// What the store or transport said.
         message: String,
     },
+    /// A remote store refused the request for good (access denied, missing bucket, bad
+    /// configuration): retrying the same call will not help.
+    #[error("object store refused the request for {key}: {message}")]
+    Refused {
+        /// The key (or prefix) being worked on.
+        key: String,
+        /// What the store said.
+        message: String,
+    },
+    /// Store settings that cannot work (empty bucket name, part size below S3's minimum).
+    #[error("invalid object store settings: {message}")]
+    InvalidConfig {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
 }
 
 impl Error {
@@ -55,7 +70,11 @@ impl Error {
                     | std::io::ErrorKind::TimedOut
                     | std::io::ErrorKind::WouldBlock
             ),
-            Error::NotFound { .. } | Error::InvalidKey { .. } | Error::InvalidRange { .. } => false,
+            Error::NotFound { .. }
+            | Error::InvalidKey { .. }
+            | Error::InvalidRange { .. }
+            | Error::Refused { .. }
+            | Error::InvalidConfig { .. } => false,
         }
     }
 }
@@ -80,6 +99,11 @@ mod tests {
         assert!(io(std::io::ErrorKind::TimedOut).is_retryable());
         assert!(!io(std::io::ErrorKind::PermissionDenied).is_retryable());
         assert!(!Error::NotFound { key: "k".into() }.is_retryable());
+        assert!(!Error::Refused {
+            key: "k".into(),
+            message: "AccessDenied".into()
+        }
+        .is_retryable());
         assert_eq!(
             Error::NotFound { key: "a/b".into() }.to_string(),
             "object not found: a/b"

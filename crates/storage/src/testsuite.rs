@@ -36,7 +36,9 @@ pub async fn conformance_suite(store: Arc<dyn ObjectStore>) {
     deletes(&*store).await;
     invalid_keys(&*store).await;
     large_object(&*store).await;
+    many_objects(&store).await;
     concurrent_writers(&store).await;
+    concurrent_large_writers(&store).await;
     concurrent_overwrite(&store).await;
 
     for meta in store.list(ROOT).await.expect("list for cleanup") {
@@ -271,20 +273,89 @@ async fn invalid_keys(store: &dyn ObjectStore) {
     }
 }
 
+/// Objects larger than any multipart threshold down to S3's 5 MiB minimum part, with ranges
+/// across part boundaries; sizes that are and are not multiples of the part size.
 async fn large_object(store: &dyn ObjectStore) {
-    let k = key("large/20mib");
-    let size = 20 << 20;
-    let data = pattern(size, 7);
-    store.put(&k, data.clone()).await.expect("put 20 MiB");
-    assert_eq!(store.head(&k).await.expect("head").size, size as u64);
-    let got = store.get(&k).await.expect("get 20 MiB");
-    assert!(got == data, "20 MiB object differs after a round trip");
-    let tail = (size as u64 - 1000)..size as u64;
-    assert_eq!(
-        store.get_range(&k, tail).await.expect("tail range"),
-        data.slice(size - 1000..)
-    );
-    store.delete(&k).await.expect("delete");
+    for (name, size) in [
+        ("large/20mib", 20 << 20),
+        ("large/odd", (11 << 20) + 12_345),
+    ] {
+        let k = key(name);
+        let data = pattern(size, 7);
+        store.put(&k, data.clone()).await.expect("put large object");
+        assert_eq!(store.head(&k).await.expect("head").size, size as u64);
+        let got = store.get(&k).await.expect("get large object");
+        assert!(got == data, "{name}: object differs after a round trip");
+        let boundary = 5u64 << 20;
+        let size64 = size as u64;
+        for range in [
+            size64 - 1000..size64,
+            boundary - 10..boundary + 10,
+            2 * boundary - 1..2 * boundary + 1,
+            0..size64,
+        ] {
+            let got = store.get_range(&k, range.clone()).await.expect("range");
+            assert!(
+                got == data.slice(range.start as usize..range.end as usize),
+                "{name}: range {range:?} differs"
+            );
+        }
+        assert!(matches!(
+            store.get_range(&k, size64 - 1..size64 + 1).await,
+            Err(Error::InvalidRange { size: s, .. }) if s == size64
+        ));
+        store.delete(&k).await.expect("delete");
+        assert_not_found(store.head(&k).await, &k);
+    }
+}
+
+/// More objects than one S3 listing page (1000) holds: `list` must page through them all.
+async fn many_objects(store: &Arc<dyn ObjectStore>) {
+    const COUNT: usize = 1_100;
+    let mut tasks: tokio::task::JoinSet<crate::Result<()>> = tokio::task::JoinSet::new();
+    for i in 0..COUNT {
+        if tasks.len() >= 16 {
+            tasks
+                .join_next()
+                .await
+                .expect("task")
+                .expect("writer task")
+                .expect("put");
+        }
+        let store = Arc::clone(store);
+        tasks.spawn(async move {
+            store
+                .put(&key(&format!("many/{i:05}")), Bytes::from(vec![1u8; i % 7]))
+                .await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("writer task").expect("put");
+    }
+    let listed = store.list(&key("many/")).await.expect("list many");
+    assert_eq!(listed.len(), COUNT);
+    for (i, meta) in listed.iter().enumerate() {
+        assert_eq!(meta.key, key(&format!("many/{i:05}")));
+        assert_eq!(meta.size, (i % 7) as u64);
+    }
+    let listed = store.list(&key("many/010")).await.expect("list one page");
+    assert_eq!(listed.len(), 100);
+    for meta in store.list(&key("many/")).await.expect("list") {
+        if tasks.len() >= 16 {
+            tasks
+                .join_next()
+                .await
+                .expect("task")
+                .expect("delete task")
+                .expect("delete");
+        }
+        let store = Arc::clone(store);
+        tasks.spawn(async move { store.delete(&meta.key).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("delete task").expect("delete");
+    }
+    assert_eq!(store.list(&key("many/")).await.expect("list"), vec![]);
 }
 
 async fn concurrent_writers(store: &Arc<dyn ObjectStore>) {
@@ -312,6 +383,38 @@ async fn concurrent_writers(store: &Arc<dyn ObjectStore>) {
             meta.key
         );
         store.delete(&meta.key).await.expect("delete");
+    }
+}
+
+/// Several large (multipart on S3) uploads at once, to different keys.
+async fn concurrent_large_writers(store: &Arc<dyn ObjectStore>) {
+    let size = (6 << 20) + 1;
+    let writers: Vec<_> = (0..3u8)
+        .map(|i| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                store
+                    .put(
+                        &key(&format!("concurrent-large/{i}")),
+                        pattern(size, 40 + i),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer
+            .await
+            .expect("writer task")
+            .expect("concurrent large put");
+    }
+    for i in 0..3u8 {
+        let k = key(&format!("concurrent-large/{i}"));
+        assert!(
+            store.get(&k).await.expect("get") == pattern(size, 40 + i),
+            "{k} differs"
+        );
+        store.delete(&k).await.expect("delete");
     }
 }
 

@@ -1,18 +1,17 @@
 //! `label_replace(v, dst, replacement, src, regex)` with Go's `Regexp.Expand` rules.
 
-use std::collections::HashMap;
-
 use fenrir_common::{go_regex_syntax, LabelSet};
 use regex::{Captures, Regex};
 
 use super::{Elem, StepVec};
 use crate::ast::LabelReplace;
+use crate::fxhash::FxHashMap;
 use crate::{Error, Result};
 
 pub(crate) fn eval_label_replace(lr: &LabelReplace, input: Vec<StepVec>) -> Result<Vec<StepVec>> {
     let re = Regex::new(&format!("^(?:{})$", go_regex_syntax(&lr.regex)))
         .map_err(|e| Error::Query(format!("invalid regex in label_replace: {e}")))?;
-    let mut memo: HashMap<LabelSet, LabelSet> = HashMap::new();
+    let mut memo: FxHashMap<LabelSet, LabelSet> = FxHashMap::default();
     Ok(input
         .into_iter()
         .map(|step| {

@@ -19,11 +19,10 @@ mod spec_tests;
 #[cfg(test)]
 mod test_support;
 
-use std::collections::HashMap;
-
 use fenrir_common::LabelSet;
 
 use crate::ast::{MetricExpr, RangeAgg, VectorOp};
+use crate::fxhash::FxHashMap;
 use crate::{Error, Result};
 use grid::Grid;
 
@@ -208,7 +207,7 @@ pub fn evaluate(
         ],
         Value::Vector(steps) => steps,
     };
-    let mut index: HashMap<LabelSet, usize> = HashMap::new();
+    let mut index: FxHashMap<LabelSet, usize> = FxHashMap::default();
     let mut series: Vec<Series> = Vec::new();
     for (i, elems) in steps.into_iter().enumerate() {
         let ts_ms = grid.time(i) / NANOS_PER_MILLI;

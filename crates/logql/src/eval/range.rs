@@ -1,13 +1,12 @@
 //! Range aggregations (`rate`, `count_over_time`, `quantile_over_time`, …): one pass over
 //! the samples into per-series, per-step accumulators.
 
-use std::collections::HashMap;
-
 use fenrir_common::LabelSet;
 
 use super::grid::Grid;
 use super::{duration_seconds, Elem, SampleSource, StepVec};
 use crate::ast::{RangeAgg, RangeOp};
+use crate::fxhash::FxHashMap;
 use crate::{Error, Result};
 use fenrir_common::MatchOp;
 
@@ -159,7 +158,7 @@ struct Accumulator<'g> {
     range: i64,
     offset: i64,
     series: Vec<SeriesAcc>,
-    index: HashMap<LabelSet, usize>,
+    index: FxHashMap<LabelSet, usize>,
     /// The last series seen: sources usually send runs of one stream, and comparing
     /// the same `Arc` is cheaper than hashing the labels.
     last: Option<(LabelSet, usize)>,
@@ -227,7 +226,7 @@ pub(crate) fn eval_range_agg(
         range,
         offset,
         series: Vec::new(),
-        index: HashMap::new(),
+        index: FxHashMap::default(),
         last: None,
     };
     let (from, to) = grid.span(range, offset);

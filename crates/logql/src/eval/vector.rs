@@ -1,13 +1,13 @@
 //! Vector aggregations (`sum`, `avg`, `topk`, `sort`, …), applied step by step.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use fenrir_common::LabelSet;
 
 use super::range::{avg, stdvar};
 use super::{Elem, StepVec};
 use crate::ast::{Grouping, VectorAgg, VectorOp};
+use crate::fxhash::FxHashMap;
 use crate::{Error, Result};
 
 /// Evaluates a vector aggregation over every step of `input`.
@@ -42,14 +42,14 @@ pub(crate) fn eval_vector_agg(agg: &VectorAgg, input: Vec<StepVec>) -> Result<Ve
 /// Computes group labels, remembering them per input label set across steps.
 struct GroupKeys<'a> {
     grouping: Option<&'a Grouping>,
-    memo: HashMap<LabelSet, LabelSet>,
+    memo: FxHashMap<LabelSet, LabelSet>,
 }
 
 impl<'a> GroupKeys<'a> {
     fn new(grouping: Option<&'a Grouping>) -> Self {
         GroupKeys {
             grouping,
-            memo: HashMap::new(),
+            memo: FxHashMap::default(),
         }
     }
 
@@ -75,7 +75,7 @@ impl<'a> GroupKeys<'a> {
 /// Groups a step's elements by key, in order of first appearance.
 fn group(step: StepVec, keys: &mut GroupKeys<'_>) -> Vec<(LabelSet, Vec<Elem>)> {
     let mut groups: Vec<(LabelSet, Vec<Elem>)> = Vec::new();
-    let mut index: HashMap<LabelSet, usize> = HashMap::new();
+    let mut index: FxHashMap<LabelSet, usize> = FxHashMap::default();
     for e in step {
         let key = keys.key(&e.labels);
         match index.get(&key) {

@@ -230,10 +230,12 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
         };
         let mut value = int_value.checked_mul(unit_ns).ok_or_else(invalid)?;
         if !frac_part.is_empty() {
-            // Go keeps the fraction exactly up to the unit's resolution, truncating the rest.
+            // Go keeps the fraction exactly up to the unit's resolution, truncating the rest,
+            // and stops reading digits before they overflow 63 bits: 18 digits keep
+            // `frac * unit_ns` (≤ 10^18 × 3.6·10^12) within u128.
             let mut scale: u128 = 1;
             let mut frac: u128 = 0;
-            for d in frac_part.bytes().take(30) {
+            for d in frac_part.bytes().take(18) {
                 frac = frac * 10 + u128::from(d - b'0');
                 scale *= 10;
             }
@@ -313,6 +315,19 @@ mod tests {
         assert_eq!(
             parse_go_float("1e400"),
             Err(r#"strconv.ParseFloat: parsing "1e400": value out of range"#.to_string())
+        );
+    }
+
+    #[test]
+    fn go_duration_long_fractions_do_not_overflow() {
+        // Found by the logql_parse fuzz target: 30 fraction digits times the minute's
+        // nanoseconds overflowed u128.
+        let ns = parse_go_duration("5.66666666666666666666666666666666633m").unwrap();
+        assert!((339_999_999_999..=340_000_000_000).contains(&ns), "{ns}");
+        assert_eq!(parse_go_duration("1.5h"), Ok(5_400_000_000_000));
+        assert_eq!(
+            parse_go_duration("0.000000000000000000000000000001h"),
+            Ok(0)
         );
     }
 

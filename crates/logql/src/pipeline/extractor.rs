@@ -7,7 +7,8 @@ use fenrir_common::LabelSet;
 use super::convert::{duration_seconds, parse_go_duration, parse_go_float, parse_humanize_bytes};
 use super::label_filter::LabelFilterStage;
 use super::labels::{
-    LabelSetInterner, LineLabels, ERROR_DETAILS_LABEL, ERROR_LABEL, ERR_SAMPLE_EXTRACTION,
+    GroupInterner, LabelSetInterner, LineLabels, ParserHints, ERROR_DETAILS_LABEL, ERROR_LABEL,
+    ERR_SAMPLE_EXTRACTION,
 };
 use super::{parse_error, CompiledStages};
 use crate::ast::{RangeAgg, RangeOp, UnwrapConversion};
@@ -61,6 +62,44 @@ pub struct SampleExtractor {
     value: ValueSource,
     post_filters: Vec<LabelFilterStage>,
     output: OutputLabels,
+    hints: ParserHints,
+}
+
+/// Loki's parser hints for `agg` (its grouping includes a pushed-down `sum` grouping,
+/// see `eval::pushed_down_grouping`):
+/// - output without labels (`by ()`, which a plain `sum(…)` pushes down, or
+///   `absent_over_time`) and no stage, unwrap or post-filter reading a label: `json`,
+///   `logfmt`, `pattern` and `unpack` do not run, so lines they cannot parse raise no
+///   `__error__`: `sum(count_over_time({a="b"} | json [5m]))` counts every line where
+///   `count_over_time({a="b"} | json [5m])` fails;
+/// - `by (…)`, or no labels but something reads some: parsers extract only the labels
+///   the grouping, the unwrap and the stages read, and stop once a line has them all
+///   (a line that breaks after them raises no error);
+/// - `without (…)`, or no grouping (an unwrap without `by` counts as `without`):
+///   everything.
+fn parser_hints(
+    agg: &RangeAgg,
+    stages: &CompiledStages,
+    post_filters: &[LabelFilterStage],
+    singleton: bool,
+) -> ParserHints {
+    let mut stage_labels = Vec::new();
+    stages.required_label_names(&mut stage_labels);
+    for f in post_filters {
+        f.label_names(&mut stage_labels);
+    }
+    let (mut groups, mut without) = match &agg.grouping {
+        Some(g) if !singleton => (g.labels.clone(), g.without),
+        _ => (Vec::new(), false),
+    };
+    let unwrapped = agg.range.unwrap.as_ref().map(|u| u.label.as_str());
+    if let Some(label) = unwrapped {
+        if groups.is_empty() || without {
+            without = true;
+            groups.push(label.to_string());
+        }
+    }
+    ParserHints::new(&stage_labels, &groups, without, singleton, unwrapped)
 }
 
 impl SampleExtractor {
@@ -116,22 +155,14 @@ impl SampleExtractor {
             // The error labels survive any grouping.
             names.retain(|n| n != ERROR_LABEL && n != ERROR_DETAILS_LABEL);
         }
-        let mut stages = CompiledStages::new(&agg.range.log.stages)?;
-        // Loki's "no labels" parser hint. When the output has no labels at all (a
-        // singleton grouping: `by ()`, which a plain `sum(...)` pushes down here, see
-        // `eval::pushed_down_grouping`; or `absent_over_time`) and nothing else reads a
-        // label (no unwrap, no label filter, no template or rename naming a label),
-        // the `json`, `logfmt` and `unpack` parsers do not run. So lines they cannot
-        // parse raise no `__error__`: `sum(count_over_time({a="b"} | json [5m]))`
-        // counts every line where `count_over_time({a="b"} | json [5m])` fails.
-        if singleton && unwrap.is_none() && !stages.read_labels() {
-            stages.set_no_labels_hint();
-        }
+        let stages = CompiledStages::new(&agg.range.log.stages)?;
+        let hints = parser_hints(agg, &stages, &post_filters, singleton);
         Ok(SampleExtractor {
             stages,
             value,
             post_filters,
             output,
+            hints,
         })
     }
 
@@ -140,8 +171,9 @@ impl SampleExtractor {
         StreamSampleExtractor {
             extractor: self,
             stages: self.stages.clone(),
-            labels: LineLabels::new(stream_labels.clone()),
+            labels: LineLabels::with_hints(stream_labels.clone(), self.hints.clone()),
             interner: LabelSetInterner::default(),
+            grouped: GroupInterner::default(),
             plain: None,
             names: Vec::new(),
         }
@@ -165,6 +197,8 @@ pub struct StreamSampleExtractor<'a> {
     stages: CompiledStages,
     labels: LineLabels,
     interner: LabelSetInterner,
+    /// The output of a `by (…)` grouping when there is no error.
+    grouped: GroupInterner,
     /// The output labels of a line that only has the stream labels.
     plain: Option<LabelSet>,
     names: Vec<String>,
@@ -233,6 +267,9 @@ impl StreamSampleExtractor<'_> {
                 self.plain = Some(self.interner.intern(emit_output).clone());
             }
             return self.plain.as_ref().map(|set| (set, value));
+        }
+        if let (OutputLabels::By(names), false) = (&extractor.output, labels.has_err()) {
+            return Some((self.grouped.intern(names, labels), value));
         }
         Some((self.interner.intern(emit_output), value))
     }

@@ -48,9 +48,9 @@ impl LineFormat {
         })
     }
 
-    /// Whether the template reads any label (Loki's required label names).
-    pub(crate) fn reads_labels(&self) -> bool {
-        !self.template.field_names().is_empty()
+    /// The labels the template reads as fields (Loki's required label names).
+    pub(crate) fn label_names(&self, out: &mut Vec<String>) {
+        out.extend(self.template.field_names());
     }
 
     /// The new line, or `None` when rendering failed (the error is recorded).
@@ -111,13 +111,15 @@ impl LabelFormatStage {
         })
     }
 
-    /// Whether any assignment reads a label: a rename reads its source, a template the
-    /// fields it names (Loki's required label names).
-    pub(crate) fn reads_labels(&self) -> bool {
-        self.assignments.iter().any(|a| match a {
-            Assignment::Rename { .. } => true,
-            Assignment::Template { template, .. } => !template.field_names().is_empty(),
-        })
+    /// The labels the assignments read: a rename its source, a template the fields it
+    /// names (Loki's required label names).
+    pub(crate) fn label_names(&self, out: &mut Vec<String>) {
+        for a in &self.assignments {
+            match a {
+                Assignment::Rename { src, .. } => out.push(src.clone()),
+                Assignment::Template { template, .. } => out.extend(template.field_names()),
+            }
+        }
     }
 
     /// Renames apply at once; template results are applied together before the next

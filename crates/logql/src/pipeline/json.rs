@@ -246,7 +246,12 @@ fn write_value(raw: &str, ty: ValueType, escaped: bool, out: &mut String) {
     }
 }
 
-/// `| json` without parameters: every scalar leaf, nested keys joined by `_`.
+/// Not an error: the walk stops because the line has every label the parser hints
+/// require (Loki's `errFoundAllLabels`).
+const FOUND_ALL_LABELS: &str = "found all required labels";
+
+/// `| json` without parameters: every scalar leaf, nested keys joined by `_`. Under
+/// parser hints, only the required leaves, and the walk stops once it has them all.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct JsonParser {
     prefix: String,
@@ -274,14 +279,12 @@ impl JsonParser {
         let result = object_each(line, 0, key_buf, &mut |k, raw, ty, esc| {
             state.member(k, raw, ty, esc)
         });
-        if let Err(e) = result {
-            labels_err(state.labels, e);
+        match result {
+            Ok(()) => {}
+            Err(e) if e == FOUND_ALL_LABELS => {}
+            Err(e) => state.labels.set_parser_err(ERR_JSON, Some(e)),
         }
     }
-}
-
-fn labels_err(labels: &mut LineLabels, details: &str) {
-    labels.set_err(ERR_JSON, Some(details));
 }
 
 struct Walk<'a> {
@@ -306,12 +309,13 @@ impl Walk<'_> {
                 self.prefix.push_str(key);
                 sanitize_label_key(self.prefix, self.name);
                 self.prefix.truncate(plen);
-                if self.name.is_empty() || self.labels.parser_target_taken(self.name) {
-                    return Ok(());
+                if !self.name.is_empty()
+                    && self.labels.may_extract(self.name)
+                    && !self.labels.parser_target_taken(self.name)
+                {
+                    write_value(raw, ty, escaped, self.value);
+                    self.labels.set_from_parser(self.name, self.value);
                 }
-                write_value(raw, ty, escaped, self.value);
-                self.labels.set_from_parser(self.name, self.value);
-                Ok(())
             }
             ValueType::Object => {
                 if self.depth >= MAX_DEPTH {
@@ -319,6 +323,13 @@ impl Walk<'_> {
                 }
                 let plen = self.prefix.len();
                 self.prefix.push_str(key);
+                // Hints: an object no required label starts with is not walked (so
+                // it raises no error either).
+                sanitize_label_key(self.prefix, self.name);
+                if !self.labels.may_extract_prefix(self.name) {
+                    self.prefix.truncate(plen);
+                    return Ok(());
+                }
                 self.prefix.push('_');
                 self.depth += 1;
                 let mut key_buf = String::new();
@@ -327,10 +338,14 @@ impl Walk<'_> {
                 });
                 self.depth -= 1;
                 self.prefix.truncate(plen);
-                result
+                return result;
             }
-            ValueType::Array | ValueType::Null => Ok(()),
+            ValueType::Array | ValueType::Null => {}
         }
+        if self.labels.all_required_extracted() {
+            return Err(FOUND_ALL_LABELS);
+        }
+        Ok(())
     }
 }
 
@@ -472,7 +487,7 @@ impl JsonExpressionParser {
             .bytes()
             .next();
         if !matches!(first, Some(b'{' | b'[' | b'"')) {
-            labels.set_err(ERR_JSON, None);
+            labels.set_parser_err(ERR_JSON, None);
             return;
         }
         for (label, path) in &self.exprs {
@@ -480,7 +495,7 @@ impl JsonExpressionParser {
             if let Some((raw, ty, esc)) = get_path(line, path) {
                 write_value(raw, ty, esc, &mut self.value);
             }
-            labels.set_from_parser(label, &self.value);
+            labels.set_requested(label, &self.value);
         }
     }
 }

@@ -186,6 +186,24 @@ impl LabelFilterStage {
     pub(crate) fn keep(&self, labels: &mut LineLabels) -> bool {
         eval(&self.root, labels)
     }
+
+    /// Every label name the filter tests, in order.
+    pub(crate) fn label_names(&self, out: &mut Vec<String>) {
+        fn walk(f: &Compiled, out: &mut Vec<String>) {
+            match f {
+                Compiled::And(a, b) | Compiled::Or(a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Compiled::Str { name, .. }
+                | Compiled::Number { name, .. }
+                | Compiled::Duration { name, .. }
+                | Compiled::Bytes { name, .. }
+                | Compiled::Ip { name, .. } => out.push(name.clone()),
+            }
+        }
+        walk(&self.root, out);
+    }
 }
 
 fn compile(filter: &LabelFilter) -> Result<Compiled, String> {

@@ -1,9 +1,10 @@
 //! The per-line label state (Loki's labels builder) and the interning of result label sets.
 
-use std::collections::HashMap;
+use std::hash::Hasher;
 
 use fenrir_common::LabelSet;
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use crate::fxhash::{mix64, FxHashMap, FxHasher};
 
 /// The `__error__` label.
 pub(crate) const ERROR_LABEL: &str = "__error__";
@@ -62,13 +63,13 @@ impl PairBuf {
         self.position(name).is_some()
     }
 
-    /// Sets `name` to `value`, replacing an existing value.
-    pub(crate) fn set(&mut self, name: &str, value: &str) {
+    /// Sets `name` to `value`, replacing an existing value; `true` when `name` is new.
+    pub(crate) fn set(&mut self, name: &str, value: &str) -> bool {
         if let Some(i) = self.position(name) {
             let slot = &mut self.slots[i].1;
             slot.clear();
             slot.push_str(value);
-            return;
+            return false;
         }
         if self.len == self.slots.len() {
             self.slots.push((String::new(), String::new()));
@@ -79,6 +80,7 @@ impl PairBuf {
         v.clear();
         v.push_str(value);
         self.len += 1;
+        true
     }
 
     /// Removes `name`; order does not matter because results are sorted later.
@@ -91,6 +93,87 @@ impl PairBuf {
             }
             None => false,
         }
+    }
+}
+
+/// The `__preserve_error__` label: a parser error on a series the query groups or
+/// filters by `__error__` does not fail a metric query.
+pub(crate) const PRESERVE_ERROR_LABEL: &str = "__preserve_error__";
+
+/// What the parsers of a metric query must extract (Loki's parser hints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum HintMode {
+    /// Everything: log queries, and metric queries grouped `without`, or not at all.
+    #[default]
+    All,
+    /// Nothing: the output has no labels and no stage reads one. `json`, `logfmt`,
+    /// `pattern` and `unpack` do not run, so they raise no errors.
+    NoLabels,
+    /// Only the listed labels; a parser stops once a line has all of them, so a line
+    /// that breaks after them raises no error.
+    Required,
+}
+
+/// Loki's parser hints: the labels later stages, the unwrap and the grouping read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ParserHints {
+    mode: HintMode,
+    /// Target names (after `_extracted` renaming); a name ending in `_extracted` also
+    /// brings its base name, because hints are checked before a clash is known in Loki.
+    required: Vec<String>,
+    /// `__error__` is required: a parser error also sets `__preserve_error__="true"`.
+    preserve_error: bool,
+}
+
+impl ParserHints {
+    /// Loki's rules: `groups`/`without` are the output grouping (with the unwrapped
+    /// label already added for unwraps), `no_labels` says the output has no labels,
+    /// `stage_labels` are the labels the stages read.
+    pub(crate) fn new(
+        stage_labels: &[String],
+        groups: &[String],
+        without: bool,
+        no_labels: bool,
+        metric_label: Option<&str>,
+    ) -> ParserHints {
+        let mut required: Vec<String> = Vec::new();
+        let names = stage_labels
+            .iter()
+            .chain(groups)
+            .map(String::as_str)
+            .chain(metric_label);
+        for name in names {
+            let stripped = name.strip_suffix(EXTRACTED_SUFFIX);
+            for n in std::iter::once(name).chain(stripped) {
+                if !required.iter().any(|r| r == n) {
+                    required.push(n.to_string());
+                }
+            }
+        }
+        let mode = if no_labels {
+            if required.is_empty() {
+                HintMode::NoLabels
+            } else {
+                HintMode::Required
+            }
+        } else if without || groups.is_empty() {
+            HintMode::All
+        } else {
+            HintMode::Required
+        };
+        if mode != HintMode::Required {
+            required.clear();
+        }
+        let preserve_error = required.iter().any(|r| r == ERROR_LABEL);
+        ParserHints {
+            mode,
+            required,
+            preserve_error,
+        }
+    }
+
+    fn required_index(&self, name: &str) -> Option<usize> {
+        self.required.iter().position(|r| r == name)
     }
 }
 
@@ -107,10 +190,21 @@ pub(crate) struct LineLabels {
     err_details: Option<String>,
     /// Reused buffer for `<name>_extracted`.
     extracted_name: String,
+    hints: ParserHints,
+    /// Per required label: extracted on this line (Loki records every new parsed label).
+    found: Vec<bool>,
+    found_count: usize,
+    /// The previous line's metadata names and whether each is a stream label: a
+    /// stream's lines usually carry the same names, so the lookup runs once.
+    metadata_names: Vec<(String, bool)>,
 }
 
 impl LineLabels {
     pub(crate) fn new(base: LabelSet) -> Self {
+        Self::with_hints(base, ParserHints::default())
+    }
+
+    pub(crate) fn with_hints(base: LabelSet, hints: ParserHints) -> Self {
         LineLabels {
             base_deleted: vec![false; base.len()],
             base,
@@ -120,6 +214,10 @@ impl LineLabels {
             err: None,
             err_details: None,
             extracted_name: String::new(),
+            found: vec![false; hints.required.len()],
+            found_count: 0,
+            hints,
+            metadata_names: Vec::new(),
         }
     }
 
@@ -130,12 +228,29 @@ impl LineLabels {
             self.base_deleted.iter_mut().for_each(|d| *d = false);
             self.any_base_deleted = false;
         }
+        if self.found_count > 0 {
+            self.found.iter_mut().for_each(|f| *f = false);
+            self.found_count = 0;
+        }
         self.metadata.clear();
         self.parsed.clear();
         self.err = None;
         self.err_details = None;
-        for (name, value) in structured_metadata {
-            if self.base.get(name).is_some() {
+        if structured_metadata.is_empty() {
+            return;
+        }
+        if self.metadata_names.len() < structured_metadata.len() {
+            self.metadata_names
+                .resize(structured_metadata.len(), (String::new(), false));
+        }
+        for (i, (name, value)) in structured_metadata.iter().enumerate() {
+            let cached = &mut self.metadata_names[i];
+            if cached.0 != *name {
+                cached.0.clear();
+                cached.0.push_str(name);
+                cached.1 = self.base.position(name).is_some();
+            }
+            if cached.1 {
                 self.extracted_name.clear();
                 self.extracted_name.push_str(name);
                 self.extracted_name.push_str(EXTRACTED_SUFFIX);
@@ -179,11 +294,7 @@ impl LineLabels {
     }
 
     fn base_get(&self, name: &str) -> Option<&str> {
-        let i = self
-            .base
-            .as_slice()
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
-            .ok()?;
+        let i = self.base.position(name)?;
         if self.base_deleted[i] {
             None
         } else {
@@ -191,35 +302,106 @@ impl LineLabels {
         }
     }
 
-    /// Sets a parsed label exactly as named (label_format, unpack, params).
+    /// Sets a parsed label exactly as named (label_format, params).
     pub(crate) fn set_parsed(&mut self, name: &str, value: &str) {
-        self.parsed.set(name, value);
+        if self.parsed.set(name, value) {
+            self.record_extracted(name);
+        }
+    }
+
+    /// Loki records every new parsed label, whichever stage sets it.
+    fn record_extracted(&mut self, name: &str) {
+        if self.hints.mode != HintMode::Required {
+            return;
+        }
+        if let Some(i) = self.hints.required_index(name) {
+            if !self.found[i] {
+                self.found[i] = true;
+                self.found_count += 1;
+            }
+        }
+    }
+
+    /// Whether this line has every required label (never outside [`HintMode::Required`]).
+    pub(crate) fn all_required_extracted(&self) -> bool {
+        self.hints.mode == HintMode::Required && self.found_count == self.hints.required.len()
+    }
+
+    /// Loki's `NoLabels()`: the parsers that honour it (`json`, `logfmt`, `pattern`,
+    /// `unpack`) have nothing to do on this line.
+    pub(crate) fn parsers_done(&self) -> bool {
+        self.hints.mode == HintMode::NoLabels || self.all_required_extracted()
+    }
+
+    /// A quick test before any work on a parsed key: `false` when neither `name` nor
+    /// `<name>_extracted` is required.
+    pub(crate) fn may_extract(&self, name: &str) -> bool {
+        if self.hints.mode != HintMode::Required {
+            return true;
+        }
+        self.hints.required.iter().any(|r| {
+            r == name
+                || (r.len() == name.len() + EXTRACTED_SUFFIX.len()
+                    && r.starts_with(name)
+                    && r.ends_with(EXTRACTED_SUFFIX))
+        })
+    }
+
+    /// Whether some required label starts with `prefix` (nested JSON keys).
+    pub(crate) fn may_extract_prefix(&self, prefix: &str) -> bool {
+        self.hints.mode != HintMode::Required
+            || self.hints.required.iter().any(|r| r.starts_with(prefix))
+    }
+
+    /// Sets a parser error; with `__error__` among the hints also `__preserve_error__`.
+    pub(crate) fn set_parser_err(&mut self, err: &'static str, details: Option<&str>) {
+        self.set_err(err, details);
+        if self.hints.preserve_error {
+            self.set_parsed(PRESERVE_ERROR_LABEL, "true");
+        }
     }
 
     /// Sets a label found by a parser: a name taken by a stream label or by structured
     /// metadata goes to `<name>_extracted`, and a name an earlier stage already set (or
-    /// an earlier key of the same line) is left alone: first wins.
+    /// an earlier key of the same line) is left alone: first wins. Under
+    /// [`HintMode::Required`], a target nobody reads is skipped.
     pub(crate) fn set_from_parser(&mut self, name: &str, value: &str) {
+        self.set_from_parser_hinted(name, value, true);
+    }
+
+    /// Like [`LineLabels::set_from_parser`] but ignores the hints: the labels a parser's
+    /// parameters ask for are always set (`json a="x"`, `logfmt a`).
+    pub(crate) fn set_requested(&mut self, name: &str, value: &str) {
+        self.set_from_parser_hinted(name, value, false);
+    }
+
+    fn set_from_parser_hinted(&mut self, name: &str, value: &str, hinted: bool) {
         if name.is_empty() {
             return;
         }
-        if self.base.get(name).is_some() || self.metadata.contains(name) {
+        let required = hinted && self.hints.mode == HintMode::Required;
+        if self.base.position(name).is_some() || self.metadata.contains(name) {
             let mut target = std::mem::take(&mut self.extracted_name);
             target.clear();
             target.push_str(name);
             target.push_str(EXTRACTED_SUFFIX);
-            if !self.parsed.contains(&target) {
+            let wanted = !required || self.hints.required_index(&target).is_some();
+            if wanted && !self.parsed.contains(&target) {
                 self.parsed.set(&target, value);
+                self.record_extracted(&target);
             }
             self.extracted_name = target;
-        } else if !self.parsed.contains(name) {
+        } else if !self.parsed.contains(name)
+            && (!required || self.hints.required_index(name).is_some())
+        {
             self.parsed.set(name, value);
+            self.record_extracted(name);
         }
     }
 
     /// Whether a parser would skip `name` (its target is already set).
     pub(crate) fn parser_target_taken(&self, name: &str) -> bool {
-        if self.base.get(name).is_some() || self.metadata.contains(name) {
+        if self.base.position(name).is_some() || self.metadata.contains(name) {
             // Checked without allocating: the target is `name` + suffix.
             self.parsed.iter().any(|(k, _)| {
                 k.len() == name.len() + EXTRACTED_SUFFIX.len()
@@ -233,18 +415,14 @@ impl LineLabels {
 
     /// Whether `name` is an original stream label or a metadata name.
     pub(crate) fn is_stream_or_metadata(&self, name: &str) -> bool {
-        self.base.get(name).is_some() || self.metadata.contains(name)
+        self.base.position(name).is_some() || self.metadata.contains(name)
     }
 
     /// Removes `name` from every category.
     pub(crate) fn delete(&mut self, name: &str) {
         self.parsed.remove(name);
         self.metadata.remove(name);
-        if let Ok(i) = self
-            .base
-            .as_slice()
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
-        {
+        if let Some(i) = self.base.position(name) {
             self.base_deleted[i] = true;
             self.any_base_deleted = true;
         }
@@ -436,9 +614,13 @@ fn sorted_get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> 
 /// An order-independent hash of one label: lines that set the same labels in a different
 /// order still share one interned result.
 pub(crate) fn pair_hash(cat: u64, name: &str, value: &str) -> u64 {
-    xxh3_64_with_seed(value.as_bytes(), xxh3_64_with_seed(name.as_bytes(), cat))
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ xxh3_64(name.as_bytes())
+    let mut h = FxHasher::default();
+    h.write_u64(cat);
+    h.write(name.as_bytes());
+    h.write_u8(0xff);
+    h.write(value.as_bytes());
+    // Sums of plain Fx hashes would cancel out; finalise each pair first.
+    mix64(h.finish())
 }
 
 /// Past this many distinct label sets per stream the cache starts over, so that a
@@ -448,7 +630,7 @@ const MAX_INTERNED: usize = 512;
 /// Distinct [`ResultLabels`] of one stream, found by a hash of the line's labels.
 #[derive(Debug, Default)]
 pub(crate) struct ResultInterner {
-    by_hash: HashMap<u64, Vec<usize>>,
+    by_hash: FxHashMap<u64, Vec<usize>>,
     entries: Vec<ResultLabels>,
     /// Where a new set goes once the cache is full and mostly missing (unique label
     /// values such as timestamps): replaced each time, so memory stays bounded and
@@ -492,7 +674,7 @@ impl ResultInterner {
 /// Distinct output label sets of a sample extractor, found by a hash of their pairs.
 #[derive(Debug, Default)]
 pub(crate) struct LabelSetInterner {
-    by_hash: HashMap<u64, Vec<usize>>,
+    by_hash: FxHashMap<u64, Vec<usize>>,
     entries: Vec<LabelSet>,
 }
 
@@ -539,9 +721,89 @@ impl LabelSetInterner {
     }
 }
 
+/// Output label sets of a `by (…)` grouping, found by a hash of the grouped values: no
+/// per-pair hashing, and the check compares only the grouped names.
+#[derive(Debug, Default)]
+pub(crate) struct GroupInterner {
+    by_hash: FxHashMap<u64, Vec<usize>>,
+    entries: Vec<LabelSet>,
+    empty: LabelSet,
+}
+
+impl GroupInterner {
+    /// The set of `names` (distinct) with the values `labels` has for them; empty
+    /// values are kept, as in [`LabelSetInterner::intern`].
+    pub(crate) fn intern(&mut self, names: &[String], labels: &LineLabels) -> &LabelSet {
+        if names.is_empty() {
+            return &self.empty;
+        }
+        let mut h = FxHasher::default();
+        for n in names {
+            match labels.get(n) {
+                Some(v) => {
+                    h.write(v.as_bytes());
+                    h.write_u8(0xff);
+                }
+                None => h.write_u8(0xfe),
+            }
+        }
+        let hash = h.finish();
+        let found = self.by_hash.get(&hash).and_then(|ids| {
+            ids.iter().copied().find(|&id| {
+                let set = &self.entries[id];
+                names.iter().all(|n| set.get(n) == labels.get(n))
+            })
+        });
+        if let Some(id) = found {
+            return &self.entries[id];
+        }
+        if self.entries.len() >= MAX_INTERNED {
+            self.entries.clear();
+            self.by_hash.clear();
+        }
+        let mut builder = LabelSet::empty().to_builder();
+        for n in names {
+            if let Some(v) = labels.get(n) {
+                builder.set(n.clone(), v.to_string());
+            }
+        }
+        let id = self.entries.len();
+        self.entries.push(builder.build_keep_empty());
+        self.by_hash.entry(hash).or_default().push(id);
+        &self.entries[id]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_interner_keys_on_values_and_keeps_empty_ones() {
+        let names = vec!["level".to_string(), "status".to_string()];
+        let mut interner = GroupInterner::default();
+        let mut l = LineLabels::new(stream());
+        l.reset(&[]);
+        l.set_from_parser("status", "500");
+        let first = interner.intern(&names, &l).clone();
+        assert_eq!(first.to_string(), r#"{level="info", status="500"}"#);
+        l.reset(&[("trace_id", "t")]);
+        l.set_from_parser("status", "500");
+        assert!(std::ptr::eq(
+            interner.intern(&names, &l).as_slice(),
+            first.as_slice()
+        ));
+        l.reset(&[]);
+        l.set_from_parser("status", "");
+        assert_eq!(
+            interner.intern(&names, &l).to_string(),
+            r#"{level="info", status=""}"#
+        );
+        l.reset(&[]);
+        assert_eq!(interner.intern(&names, &l).to_string(), r#"{level="info"}"#);
+        assert_eq!(interner.intern(&[], &l).to_string(), "{}");
+        assert_eq!(interner.entries.len(), 3);
+    }
 
     fn stream() -> LabelSet {
         LabelSet::from_pairs([("app", "api"), ("level", "info"), ("pod", "p1")])

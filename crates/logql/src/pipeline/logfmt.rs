@@ -231,11 +231,15 @@ impl LogfmtParser {
             if self.params.is_empty() {
                 sanitize_label_key(pair.key, &mut self.name);
                 labels.set_from_parser(&self.name, &self.value);
+                // Parser hints: stop once the line has every required label.
+                if labels.all_required_extracted() {
+                    break;
+                }
             } else {
                 for (i, (label, key)) in self.params.iter().enumerate() {
                     if key == pair.key && !self.found[i] {
                         self.found[i] = true;
-                        labels.set_from_parser(label, &self.value);
+                        labels.set_requested(label, &self.value);
                     }
                 }
             }
@@ -244,11 +248,11 @@ impl LogfmtParser {
         // unless the name is a stream or metadata label.
         for (i, (label, _)) in self.params.iter().enumerate() {
             if !self.found[i] && !labels.is_stream_or_metadata(label) {
-                labels.set_from_parser(label, "");
+                labels.set_requested(label, "");
             }
         }
         if let Some(e) = error {
-            labels.set_err(ERR_LOGFMT, Some(&e.to_string()));
+            labels.set_parser_err(ERR_LOGFMT, Some(&e.to_string()));
         }
     }
 }

@@ -64,15 +64,15 @@ pub(crate) enum CompiledStage {
 }
 
 impl CompiledStage {
-    /// Whether the stage reads labels, so that a metric query needs the parsers' labels
-    /// even when its result has none (Loki's "required label names"): label filters,
-    /// and templates or renames that name a label. `drop` and `keep` do not count.
-    fn reads_labels(&self) -> bool {
+    /// The labels the stage reads (Loki's "required label names"), which the parser
+    /// hints of a metric query keep: label filters, and templates or renames that name
+    /// a label. `drop` and `keep` do not count.
+    fn required_label_names(&self, out: &mut Vec<String>) {
         match self {
-            CompiledStage::LabelFilter(_) => true,
-            CompiledStage::LineFormat(f) => f.reads_labels(),
-            CompiledStage::LabelFormat(f) => f.reads_labels(),
-            _ => false,
+            CompiledStage::LabelFilter(f) => f.label_names(out),
+            CompiledStage::LineFormat(f) => f.label_names(out),
+            CompiledStage::LabelFormat(f) => f.label_names(out),
+            _ => {}
         }
     }
 
@@ -158,9 +158,6 @@ pub(crate) struct CompiledStages {
     stages: Vec<CompiledStage>,
     touches_labels: bool,
     line_filters_only: bool,
-    /// Loki's "no labels" parser hint: `json`, `logfmt` and `unpack` leave the line
-    /// untouched and extract nothing, so they never set `__error__` either.
-    no_labels: bool,
 }
 
 impl CompiledStages {
@@ -177,18 +174,14 @@ impl CompiledStages {
             stages,
             touches_labels,
             line_filters_only,
-            no_labels: false,
         })
     }
 
-    /// Whether any stage reads labels (see [`CompiledStage::reads_labels`]).
-    pub(crate) fn read_labels(&self) -> bool {
-        self.stages.iter().any(CompiledStage::reads_labels)
-    }
-
-    /// Turns on the "no labels" hint; `SampleExtractor::new` says when it applies.
-    pub(crate) fn set_no_labels_hint(&mut self) {
-        self.no_labels = true;
+    /// The labels any stage reads (see [`CompiledStage::required_label_names`]).
+    pub(crate) fn required_label_names(&self, out: &mut Vec<String>) {
+        for stage in &self.stages {
+            stage.required_label_names(out);
+        }
     }
 
     /// Runs the stages on one line; `None` when a filter drops it.
@@ -200,7 +193,6 @@ impl CompiledStages {
         names: &mut Vec<String>,
     ) -> Option<Cow<'l, str>> {
         let mut line = Cow::Borrowed(line);
-        let parse = !self.no_labels;
         for stage in &mut self.stages {
             match stage {
                 CompiledStage::LineFilter(f) => {
@@ -208,16 +200,20 @@ impl CompiledStages {
                         return None;
                     }
                 }
-                CompiledStage::Json(p) if parse => p.process(&line, labels),
-                CompiledStage::JsonExpr(p) if parse => p.process(&line, labels),
-                CompiledStage::Logfmt(p) if parse => p.process(&line, labels),
-                CompiledStage::Json(_) | CompiledStage::JsonExpr(_) | CompiledStage::Logfmt(_) => {}
+                // Parser hints (Loki's `NoLabels()`): these parsers skip a line that
+                // needs no (more) labels, so they raise no errors on it either.
+                CompiledStage::Json(_)
+                | CompiledStage::JsonExpr(_)
+                | CompiledStage::Logfmt(_)
+                | CompiledStage::Pattern(_)
+                | CompiledStage::Unpack(_)
+                    if labels.parsers_done() => {}
+                CompiledStage::Json(p) => p.process(&line, labels),
+                CompiledStage::JsonExpr(p) => p.process(&line, labels),
+                CompiledStage::Logfmt(p) => p.process(&line, labels),
                 CompiledStage::Regexp(p) => p.process(&line, labels),
                 CompiledStage::Pattern(p) => p.process(&line, labels),
                 CompiledStage::Unpack(p) => {
-                    if !parse {
-                        continue;
-                    }
                     if let Some(new) = p.process(&line, labels) {
                         line = Cow::Owned(new);
                     }

@@ -830,12 +830,91 @@ fn no_labels_hint_skips_parsers_nobody_reads() {
             r#"count_over_time({app="api"} | json | label_format b="{{ .a }}" [1m])"#,
             by(&[]),
         ),
-        (
-            r#"sum_over_time({app="api"} | json | unwrap a [1m])"#,
-            by(&[]),
-        ),
     ] {
         let got = samples(&pushed_range_agg(q, grouping.clone()), &lines);
         assert!(has_error(&got), "{q} {grouping:?}: {got:?}");
     }
+    // An unwrap needs its label; once a line has it the parser stops, so the broken
+    // tail of `{"a":"2" broken` raises nothing, and "not json" has no value to unwrap.
+    let got = samples(
+        &pushed_range_agg(
+            r#"sum_over_time({app="api"} | json | unwrap a [1m])"#,
+            by(&[]),
+        ),
+        &lines,
+    );
+    assert_eq!(got, vec![("{}".to_string(), 1.0), ("{}".to_string(), 2.0)]);
+}
+
+#[test]
+fn required_label_hints_extract_only_what_is_read_and_stop_early() {
+    let q = r#"count_over_time({app="api"} | json | status >= 500 [1m])"#;
+    let agg = pushed_range_agg(q, by(&["status"]));
+    let ex = SampleExtractor::new(&agg).unwrap();
+    let mut s = ex.for_stream(&api_stream());
+    let mut run = |line: &str| s.process(1, line, &[]).map(|(l, v)| (l.to_string(), v));
+    assert_eq!(
+        run(r#"{"method":"GET","status":503,"url":"/x"}"#),
+        Some((r#"{status="503"}"#.to_string(), 1.0))
+    );
+    assert_eq!(run(r#"{"status":200}"#), None);
+    // Broken after `status`: the walk stopped before the break, no error.
+    assert_eq!(
+        run(r#"{"status":500,"url":"/x" oops"#),
+        Some((r#"{status="500"}"#.to_string(), 1.0))
+    );
+    // Broken before it: the error keeps every label there is, and the keys walked on
+    // the way were not extracted because nothing reads them.
+    let q = r#"count_over_time({app="api"} | json [1m])"#;
+    let ex = SampleExtractor::new(&pushed_range_agg(q, by(&["status"]))).unwrap();
+    let mut s = ex.for_stream(&api_stream());
+    let (labels, _) = s.process(1, r#"{"method":"GET" oops"#, &[]).unwrap();
+    assert_eq!(labels.get("__error__"), Some("JSONParserErr"));
+    assert_eq!(labels.get("method"), None);
+    assert_eq!(labels.get("pod"), Some("api-1"));
+
+    // Nested keys: only objects a required label starts with are walked.
+    let ex = SampleExtractor::new(&pushed_range_agg(q, by(&["user_id"]))).unwrap();
+    let mut s = ex.for_stream(&api_stream());
+    let (labels, _) = s
+        .process(1, r#"{"req":{"x":1 broken},"user":{"id":"u1"},"z":[}"#, &[])
+        .unwrap();
+    assert_eq!(labels.to_string(), r#"{user_id="u1"}"#);
+
+    // A required `<name>_extracted` also asks for `<name>`: a clash with the stream
+    // label `pod` is found after the hint check.
+    let ex = SampleExtractor::new(&pushed_range_agg(q, by(&["pod_extracted"]))).unwrap();
+    let mut s = ex.for_stream(&api_stream());
+    let (labels, _) = s.process(1, r#"{"pod":"p9","x":1}"#, &[]).unwrap();
+    assert_eq!(labels.to_string(), r#"{pod_extracted="p9"}"#);
+
+    // logfmt --strict stops at the last required key; a bad pair later is not seen.
+    let q = r#"count_over_time({app="api"} | logfmt --strict [1m])"#;
+    let ex = SampleExtractor::new(&pushed_range_agg(q, by(&["lvl"]))).unwrap();
+    let mut s = ex.for_stream(&api_stream());
+    let (labels, _) = s.process(1, "a=1 lvl=warn b=c=d", &[]).unwrap();
+    assert_eq!(labels.to_string(), r#"{lvl="warn"}"#);
+    let (labels, _) = s.process(1, "a=1 b=c=d lvl=warn", &[]).unwrap();
+    assert_eq!(labels.get("__error__"), Some("LogfmtParserErr"));
+    assert_eq!(labels.get("a"), None);
+}
+
+#[test]
+fn required_error_label_preserves_parser_errors() {
+    // `__error__` among the hints: a parser error marks the sample so that it does
+    // not fail the query (Loki's `__preserve_error__`).
+    let q = r#"count_over_time({app="api"} | json [1m])"#;
+    let ex = SampleExtractor::new(&pushed_range_agg(q, by(&["__error__"]))).unwrap();
+    let mut s = ex.for_stream(&api_stream());
+    let (labels, _) = s.process(1, "not json", &[]).unwrap();
+    let labels = labels.clone();
+    assert_eq!(labels.get("__preserve_error__"), Some("true"));
+    assert_eq!(labels.get("__error__"), Some("JSONParserErr"));
+    let (ok, _) = s.process(1, r#"{"a":1}"#, &[]).unwrap();
+    assert_eq!(ok.to_string(), "{}");
+    // Without `__error__` in the hints, no mark.
+    let ex = SampleExtractor::new(&pushed_range_agg(q, by(&["a"]))).unwrap();
+    let mut s = ex.for_stream(&api_stream());
+    let (labels, _) = s.process(1, "not json", &[]).unwrap();
+    assert_eq!(labels.get("__preserve_error__"), None);
 }

@@ -22,7 +22,7 @@ impl UnpackParser {
             .bytes()
             .next();
         if first != Some(b'{') {
-            labels.set_err(ERR_JSON, Some(NOT_AN_OBJECT));
+            labels.set_parser_err(ERR_JSON, Some(NOT_AN_OBJECT));
             return None;
         }
         let mut entry: Option<String> = None;
@@ -57,7 +57,7 @@ impl UnpackParser {
             Ok(())
         });
         if let Err(e) = result {
-            labels.set_err(ERR_JSON, Some(e));
+            labels.set_parser_err(ERR_JSON, Some(e));
             return None;
         }
         let entry = entry?;
