@@ -73,23 +73,10 @@ impl Default for ValidationConfig {
             allow_structured_metadata: true,
             max_structured_metadata_size: 64 * KIB,
             max_structured_metadata_entries_count: 128,
-            discover_service_name: [
-                "service",
-                "app",
-                "application",
-                "app_name",
-                "name",
-                "app_kubernetes_io_name",
-                "container",
-                "container_name",
-                "k8s_container_name",
-                "component",
-                "workload",
-                "job",
-                "k8s_job_name",
-            ]
-            .map(String::from)
-            .to_vec(),
+            discover_service_name: fenrir_config::DEFAULT_DISCOVER_SERVICE_NAME
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             discover_log_levels: true,
             increment_duplicate_timestamp: false,
         }
