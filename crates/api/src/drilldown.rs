@@ -1,9 +1,7 @@
 //! The endpoints Grafana's Logs Drilldown calls: `index/volume`, `index/volume_range`,
 //! `detected_labels`, `detected_fields`, `detected_field/<name>/values` and `patterns`.
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use fenrir_logql::ast::{Expr, LogExpr};
 use fenrir_logql::{format_timestamp_seconds, parse_expr, EvalParams};
@@ -14,7 +12,7 @@ use fenrir_query::{
 use crate::json::{push_map, push_str, push_str_array};
 use crate::params::{bounds, parse_step, Form};
 use crate::query::{
-    check_query_length, json_response, optional_selector, request, selector, within_timeout,
+    check_query_length, json_response, optional_selector, selector, within_timeout, Request,
 };
 use crate::{ApiError, AppState};
 
@@ -78,35 +76,18 @@ fn log_query_param(form: &Form) -> Result<LogExpr, ApiError> {
     }
 }
 
-pub(crate) async fn volume(
-    State(st): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    run_volume(st, method, q, headers, body, false).await
+pub(crate) async fn volume(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    run_volume(st, req, false).await
 }
 
 pub(crate) async fn volume_range(
     State(st): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    run_volume(st, method, q, headers, body, true).await
+    run_volume(st, req, true).await
 }
 
-async fn run_volume(
-    st: AppState,
-    method: Method,
-    q: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
-    range: bool,
-) -> Result<Response, ApiError> {
-    let req = request(&st, &method, q, headers, &body)?;
+async fn run_volume(st: AppState, req: Request, range: bool) -> Result<Response, ApiError> {
     let (start, end) = bounds(&req.form)?;
     check_query_length(&req.limits, start, end)?;
     let matchers = selector(req.form.get("query").unwrap_or(""))?;
@@ -189,12 +170,8 @@ fn volume_body(series: &[VolumeSeries], range: bool) -> String {
 
 pub(crate) async fn detected_labels(
     State(st): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
     // Drilldown sends an empty query for "all streams".
     let matchers = optional_selector(&req.form)?;
@@ -236,12 +213,8 @@ fn sample_query(req: crate::query::Request) -> Result<LogQuery, ApiError> {
 
 pub(crate) async fn detected_fields(
     State(st): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let req = request(&st, &method, q, headers, &body)?;
     let limit = count_param(&req.form, &["limit", "field_limit"], DEFAULT_FIELD_LIMIT)?;
     let limits = req.limits.clone();
     let query = sample_query(req)?;
@@ -277,12 +250,8 @@ fn fields_body(fields: &[DetectedField], limit: usize) -> String {
 pub(crate) async fn detected_field_values(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let req = request(&st, &method, q, headers, &body)?;
     let limit = count_param(&req.form, &["limit"], DEFAULT_FIELD_LIMIT)?;
     let limits = req.limits.clone();
     let query = sample_query(req)?;
@@ -296,12 +265,8 @@ pub(crate) async fn detected_field_values(
 
 pub(crate) async fn patterns(
     State(st): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
     check_query_length(&req.limits, start, end)?;
     if req.form.get("query").is_none() {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, Method};
+use axum::extract::{FromRequest, Path, State};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use fenrir_common::{Matcher, Tenant};
 use fenrir_config::Limits;
@@ -40,22 +40,31 @@ pub(crate) struct Request {
     pub(crate) headers: HeaderMap,
 }
 
-pub(crate) fn request(
-    st: &AppState,
-    method: &Method,
-    query: Option<String>,
-    headers: HeaderMap,
-    body: &[u8],
-) -> Result<Request, ApiError> {
-    let tenant = st.tenant(&headers)?;
-    let limits = st.cfg.limits.get(tenant.as_str());
-    let form = Form::parse(method, query.as_deref(), &headers, body);
-    Ok(Request {
-        tenant,
-        limits,
-        form,
-        headers,
-    })
+/// Every query endpoint reads its request the same way: tenant, the tenant's limits, and
+/// the parameters from the query string or a form body.
+impl FromRequest<AppState> for Request {
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        st: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let method = req.method().clone();
+        let query = req.uri().query().map(str::to_owned);
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, st)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let tenant = st.tenant(&headers).map_err(IntoResponse::into_response)?;
+        let limits = st.cfg.limits.get(tenant.as_str());
+        let form = Form::parse(&method, query.as_deref(), &headers, &body);
+        Ok(Request {
+            tenant,
+            limits,
+            form,
+            headers,
+        })
+    }
 }
 
 fn query_text(form: &Form) -> &str {
@@ -74,13 +83,9 @@ pub(crate) fn selector(text: &str) -> Result<Vec<Matcher>, ApiError> {
 
 pub(crate) async fn query_range(
     State(st): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let req = request(&st, &method, q, headers, &body)?;
     let expr = parse_query(&req.form)?;
     let (start, end) = bounds(&req.form)?;
     if end < start {
@@ -149,13 +154,9 @@ pub(crate) async fn query_range(
 
 pub(crate) async fn query_instant(
     State(st): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let req = request(&st, &method, q, headers, &body)?;
     let expr = parse_query(&req.form)?;
     let time = match req.form.get("time") {
         Some(s) => parse_time(s).map_err(ApiError::bad_request)?,
@@ -173,14 +174,7 @@ pub(crate) async fn query_instant(
     }
 }
 
-pub(crate) async fn labels(
-    State(st): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let req = request(&st, &method, q, headers, &body)?;
+pub(crate) async fn labels(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (start, end) = label_bounds(&req.form)?;
     let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = optional_selector(&req.form)?;
@@ -192,12 +186,8 @@ pub(crate) async fn labels(
 pub(crate) async fn label_values(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = label_bounds(&req.form)?;
     let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = optional_selector(&req.form)?;
@@ -208,14 +198,7 @@ pub(crate) async fn label_values(
     Ok(json_response(string_list_body(&values)))
 }
 
-pub(crate) async fn series(
-    State(st): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let req = request(&st, &method, q, headers, &body)?;
+pub(crate) async fn series(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (start, end) = bounds(&req.form)?;
     let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let mut groups = Vec::new();
@@ -245,12 +228,8 @@ pub(crate) async fn series(
 
 pub(crate) async fn index_stats(
     State(st): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let req = request(&st, &method, q, headers, &body)?;
     let (start, end) = bounds(&req.form)?;
     let start = lookback_start(&req.limits, start, end).unwrap_or(end);
     let matchers = selector(query_text(&req.form))?;
