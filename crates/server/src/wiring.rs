@@ -152,11 +152,16 @@ pub async fn build(config: &Config) -> anyhow::Result<Built> {
     let index_dir = data.join("index");
     let index = tokio::task::spawn_blocking(move || Index::open(&index_dir)).await??;
     if index.tenants()?.is_empty() {
-        let chunks = fenrir_ingest::rebuild_index(store.as_ref(), &index)
+        let stats = fenrir_ingest::rebuild_index(store.as_ref(), &index)
             .await
             .context("rebuilding the empty label index from the object store")?;
-        if chunks > 0 {
-            tracing::info!(chunks, "rebuilt the label index from the object store");
+        if stats.segments + stats.skipped > 0 {
+            tracing::info!(
+                segments = stats.segments,
+                chunks = stats.chunks,
+                skipped = stats.skipped,
+                "rebuilt the label index from the object store"
+            );
         }
     }
     let cfg = ingest_config(config);
