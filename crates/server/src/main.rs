@@ -35,7 +35,18 @@ fn normalise_args(args: impl Iterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole cause chain: what failed, on which path, and why.
+            eprintln!("fenrir: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse_from(normalise_args(std::env::args()));
     let config = match &args.config_file {
         Some(path) => fenrir_config::load(path, args.expand_env)
