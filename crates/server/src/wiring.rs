@@ -124,6 +124,7 @@ fn api_config(config: &Config, limits: TenantLimits) -> ApiConfig {
         decode_limits: DecodeLimits {
             max_recv_msg_size: size(config.distributor.max_recv_msg_size),
             max_decompressed_size: size(config.distributor.max_decompressed_size),
+            ..DecodeLimits::default()
         },
         limits,
         version: env!("CARGO_PKG_VERSION").to_string(),
