@@ -230,13 +230,13 @@ fn decode_protobuf(body: &[u8], limits: &DecodeLimits) -> Result<Vec<RawStream>>
 
 /// Streams, entries and structured-metadata pairs of one push.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct ItemCounts {
-    streams: usize,
-    entries: usize,
-    pairs: usize,
+pub(crate) struct ItemCounts {
+    pub(crate) streams: usize,
+    pub(crate) entries: usize,
+    pub(crate) pairs: usize,
 }
 
-fn check_counts(counts: ItemCounts, limits: &DecodeLimits) -> Result<()> {
+pub(crate) fn check_counts(counts: ItemCounts, limits: &DecodeLimits) -> Result<()> {
     for (what, count, max) in [
         ("streams", counts.streams, limits.max_streams),
         ("entries", counts.entries, limits.max_entries),
@@ -293,7 +293,7 @@ fn count_proto_items(buf: &[u8]) -> ItemCounts {
 
 /// Calls `f(field number, payload)` for each length-delimited field of one protobuf
 /// message, skipping the others; stops at the first malformed field.
-fn for_each_len_field(mut buf: &[u8], mut f: impl FnMut(u64, &[u8])) {
+pub(crate) fn for_each_len_field(mut buf: &[u8], mut f: impl FnMut(u64, &[u8])) {
     while !buf.is_empty() {
         let Some(key) = read_varint(&mut buf) else {
             return;
