@@ -61,6 +61,9 @@ fn run() -> anyhow::Result<()> {
             "configuration key accepted but has no effect in fenrir"
         );
     }
+    if config.querier.multi_tenant_queries_enabled {
+        tracing::warn!("querier.multi_tenant_queries_enabled is not supported: queries with X-Scope-OrgID a|b are refused (400 multiple org IDs present)");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
