@@ -171,12 +171,33 @@ impl Ingester {
                 .map_err(|e| Error::Internal(e.to_string()))??;
         }
         // Release what the written segments covered, even after a failure.
-        let keep_from = self.min_needed_wal_segment();
-        if keep_from > 0 {
-            self.inner.wal.release_through(keep_from - 1)?;
-        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.release_wal())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
         self.delete_superseded().await;
         outcome.map(|()| stats)
+    }
+
+    /// Deletes the WAL segments nothing in memory needs any more. When nothing needs any
+    /// (every acknowledged entry is in a written segment object), the active segment is
+    /// closed first so that it can go too: otherwise a restart would replay it and the next
+    /// flush would store its lines a second time. Blocking (file creation and deletions).
+    fn release_wal(&self) -> Result<()> {
+        let wal = &self.inner.wal;
+        if self.oldest_wal_segment_in_use().is_none() {
+            // Only an optimisation: a failure leaves the segment to be replayed, as before.
+            if let Err(e) = wal.rotate_if_written() {
+                tracing::warn!(error = %e, "could not close the wal segment after a full flush");
+            }
+        }
+        // Computed after the rotation: an append that raced with it is either in flight or
+        // in a head by now, and keeps its segment.
+        let keep_from = self.min_needed_wal_segment();
+        if keep_from > 0 {
+            wal.release_through(keep_from - 1)?;
+        }
+        Ok(())
     }
 
     /// Seals due heads; returns the sealed chunks to write, or `None` when it is not

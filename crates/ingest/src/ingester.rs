@@ -431,15 +431,23 @@ impl Ingester {
 
     /// The oldest WAL segment still needed by unflushed data or in-flight appends.
     pub(crate) fn min_needed_wal_segment(&self) -> u64 {
-        let mut min = self.inner.wal.active_segment();
-        if let Some((&seg, _)) = lock(&self.inner.inflight).iter().next() {
-            min = min.min(seg);
-        }
+        let active = self.inner.wal.active_segment();
+        self.oldest_wal_segment_in_use()
+            .map_or(active, |s| s.min(active))
+    }
+
+    /// The oldest WAL segment that unflushed data or an in-flight append refers to; `None`
+    /// when everything acknowledged is in the object store.
+    pub(crate) fn oldest_wal_segment_in_use(&self) -> Option<u64> {
+        let mut min = lock(&self.inner.inflight).keys().next().copied();
         let tenants: Vec<_> = read(&self.inner.tenants).values().cloned().collect();
         for map in tenants {
             let streams: Vec<_> = read(&map).values().cloned().collect();
             for st in streams {
-                min = min.min(lock(&st).min_wal_segment());
+                let seg = lock(&st).min_wal_segment();
+                if seg != u64::MAX {
+                    min = Some(min.map_or(seg, |m| m.min(seg)));
+                }
             }
         }
         min

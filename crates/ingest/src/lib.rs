@@ -26,4 +26,4 @@ pub use error::{Error, ErrorKind, Result};
 pub use flush::{FlushBacklog, FlushStats};
 pub use ingester::{IngestConfig, Ingester, RecentChunk, RecentStream, DEFAULT_MEMORY_BUDGET};
 pub use limits::{DiscardReason, Discarded, PushLimits, Refused};
-pub use rebuild::rebuild_index;
+pub use rebuild::{rebuild_index, RebuildStats};

@@ -46,6 +46,13 @@ pub struct DecodeLimits {
     /// Cap on the snappy-decoded protobuf. Loki's default (5000 MiB) is far more than this
     /// process should ever allocate for one request, so ours is 50 × 10 MiB = 500 MiB.
     pub max_decompressed_size: usize,
+    /// Cap on the streams of one push. Counted in the protobuf before it is decoded: an
+    /// empty stream costs 2 bytes on the wire but ~100 in memory, so the byte caps alone
+    /// would let a 500 MiB body become tens of GiB.
+    pub max_streams: usize,
+    /// Cap on the entries of one push, and separately on its structured-metadata pairs;
+    /// counted like [`DecodeLimits::max_streams`].
+    pub max_entries: usize,
 }
 
 impl Default for DecodeLimits {
@@ -53,6 +60,10 @@ impl Default for DecodeLimits {
         DecodeLimits {
             max_recv_msg_size: 100 * MIB,
             max_decompressed_size: 500 * MIB,
+            // Far above what clients batch (Promtail and Alloy send about 1 MiB), and at
+            // most a few hundred MiB of decoded structures however the body is built.
+            max_streams: 100_000,
+            max_entries: 2_000_000,
         }
     }
 }
@@ -86,10 +97,14 @@ pub fn decode_push(
     let decoded = decode_content(content_encoding, body, limits, false)?;
     let media_type = parse_media_type(content_type)?;
     let streams = if media_type == "application/json" {
-        match dialect {
+        let streams = match dialect {
             Dialect::V1 => decode_v1(&decoded)?,
             Dialect::Legacy => decode_legacy(&decoded)?,
-        }
+        };
+        // JSON spends at least 8 bytes of body per entry, so the body cap already bounds
+        // its memory; the counts are checked for the same answer as protobuf.
+        check_counts(count_streams(&streams), limits)?;
+        streams
     } else {
         decode_protobuf(&decoded, limits)?
     };
@@ -206,10 +221,121 @@ fn decode_protobuf(body: &[u8], limits: &DecodeLimits) -> Result<Vec<RawStream>>
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(invalid)?;
+    check_counts(count_proto_items(&raw), limits)?;
     // Decoding from `Bytes` lets prost hand out slices of `raw` instead of copies.
     let req = PushRequest::decode(Bytes::from(raw))
         .map_err(|e| PushError::InvalidBody(format!("proto: {e}")))?;
     req.streams.into_iter().map(convert_stream).collect()
+}
+
+/// Streams, entries and structured-metadata pairs of one push.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ItemCounts {
+    pub(crate) streams: usize,
+    pub(crate) entries: usize,
+    pub(crate) pairs: usize,
+}
+
+pub(crate) fn check_counts(counts: ItemCounts, limits: &DecodeLimits) -> Result<()> {
+    for (what, count, max) in [
+        ("streams", counts.streams, limits.max_streams),
+        ("entries", counts.entries, limits.max_entries),
+        (
+            "structured metadata pairs",
+            counts.pairs,
+            limits.max_entries,
+        ),
+    ] {
+        if count > max {
+            return Err(PushError::TooManyItems { what, count, max });
+        }
+    }
+    Ok(())
+}
+
+fn count_streams(streams: &[RawStream]) -> ItemCounts {
+    let entries = streams.iter().map(|s| s.entries.len()).sum();
+    let pairs = streams
+        .iter()
+        .flat_map(|s| &s.entries)
+        .map(|e| e.structured_metadata.len())
+        .sum();
+    ItemCounts {
+        streams: streams.len(),
+        entries,
+        pairs,
+    }
+}
+
+/// Counts a `PushRequest`'s streams (field 1), their entries (`StreamAdapter` field 2)
+/// and the entries' label pairs (`EntryAdapter` fields 3 and 4) by walking the wire
+/// format, without allocating. Malformed input is left for prost to report: counting
+/// stops where the walk cannot go on.
+fn count_proto_items(buf: &[u8]) -> ItemCounts {
+    let mut counts = ItemCounts::default();
+    for_each_len_field(buf, |field, stream| {
+        if field == 1 {
+            counts.streams += 1;
+            for_each_len_field(stream, |field, entry| {
+                if field == 2 {
+                    counts.entries += 1;
+                    for_each_len_field(entry, |field, _| {
+                        if field == 3 || field == 4 {
+                            counts.pairs += 1;
+                        }
+                    });
+                }
+            });
+        }
+    });
+    counts
+}
+
+/// Calls `f(field number, payload)` for each length-delimited field of one protobuf
+/// message, skipping the others; stops at the first malformed field.
+pub(crate) fn for_each_len_field(mut buf: &[u8], mut f: impl FnMut(u64, &[u8])) {
+    while !buf.is_empty() {
+        let Some(key) = read_varint(&mut buf) else {
+            return;
+        };
+        let skip = match key & 7 {
+            0 => {
+                if read_varint(&mut buf).is_none() {
+                    return;
+                }
+                0
+            }
+            1 => 8,
+            5 => 4,
+            2 => {
+                let Some(len) = read_varint(&mut buf).and_then(|l| usize::try_from(l).ok()) else {
+                    return;
+                };
+                let Some(payload) = buf.get(..len) else {
+                    return;
+                };
+                f(key >> 3, payload);
+                len
+            }
+            _ => return,
+        };
+        match buf.get(skip..) {
+            Some(rest) => buf = rest,
+            None => return,
+        }
+    }
+}
+
+fn read_varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for (i, &b) in buf.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            *buf = &buf[i + 1..];
+            return Some(value);
+        }
+    }
+    None
 }
 
 fn convert_stream(s: fenrir_proto::StreamAdapter) -> Result<RawStream> {
@@ -493,6 +619,7 @@ mod tests {
         let limits = DecodeLimits {
             max_recv_msg_size: 10,
             max_decompressed_size: 100,
+            ..DecodeLimits::default()
         };
         let err = decode_push(
             Dialect::V1,
@@ -522,6 +649,7 @@ mod tests {
         let limits = DecodeLimits {
             max_recv_msg_size: MIB,
             max_decompressed_size: MIB,
+            ..DecodeLimits::default()
         };
         let err = decode_push(
             Dialect::V1,
@@ -544,6 +672,7 @@ mod tests {
         let limits = DecodeLimits {
             max_recv_msg_size: MIB,
             max_decompressed_size: usize::MAX,
+            ..DecodeLimits::default()
         };
         let err = decode_push(
             Dialect::V1,
@@ -562,6 +691,7 @@ mod tests {
         let limits = DecodeLimits {
             max_recv_msg_size: MIB,
             max_decompressed_size: MIB,
+            ..DecodeLimits::default()
         };
         assert!(bomb.len() < MIB);
         let err = decode_push(
@@ -580,16 +710,135 @@ mod tests {
                 max: MIB
             }
         );
-        let bomb = deflate_raw(&vec![b'a'; 8 * MIB]);
+        for bomb in [
+            deflate_raw(&vec![b'a'; 8 * MIB]),
+            zlib(&vec![b'a'; 8 * MIB]),
+        ] {
+            let err = decode_push(
+                Dialect::V1,
+                Some("application/json"),
+                Some("deflate"),
+                &bomb,
+                &limits,
+            )
+            .unwrap_err();
+            assert_eq!(
+                err,
+                PushError::BodyTooLarge {
+                    size: MIB + 1,
+                    max: MIB
+                }
+            );
+        }
+    }
+
+    /// `n_streams` streams of `per_stream` entries with `pairs` metadata pairs each, as
+    /// small as protobuf allows (empty labels, timestamps and lines).
+    fn tiny_proto(n_streams: usize, per_stream: usize, pairs: usize) -> Vec<u8> {
+        let entry = EntryAdapter {
+            timestamp: None,
+            line: Bytes::new(),
+            structured_metadata: vec![LabelPairAdapter::new("", ""); pairs],
+            parsed: vec![],
+        };
+        let stream = StreamAdapter {
+            labels: Bytes::new(),
+            entries: vec![entry; per_stream],
+            hash: 0,
+        };
+        let req = PushRequest {
+            streams: vec![stream; n_streams],
+            format: Bytes::new(),
+        };
+        req.encode_to_vec()
+    }
+
+    #[test]
+    fn items_are_counted_on_the_wire_as_prost_decodes_them() {
+        for (streams, entries, pairs) in [(0, 0, 0), (1, 0, 0), (3, 5, 0), (2, 4, 3)] {
+            let wire = tiny_proto(streams, entries, pairs);
+            assert_eq!(
+                count_proto_items(&wire),
+                ItemCounts {
+                    streams,
+                    entries: streams * entries,
+                    pairs: streams * entries * pairs,
+                }
+            );
+        }
+        assert_eq!(
+            count_proto_items(
+                &snap::raw::Decoder::new()
+                    .decompress_vec(&proto_body())
+                    .unwrap()
+            ),
+            ItemCounts {
+                streams: 1,
+                entries: 1,
+                pairs: 1
+            }
+        );
+        // Truncated or garbage input counts what it can and never panics.
+        let wire = tiny_proto(2, 3, 1);
+        for cut in 0..wire.len() {
+            let _ = count_proto_items(&wire[..cut]);
+        }
+        let _ = count_proto_items(&[0xff; 11]);
+    }
+
+    /// Empty entries cost 2 bytes on the wire and ~100 in memory: the counts are refused
+    /// before prost allocates them, whatever the byte caps allow.
+    #[test]
+    fn too_many_streams_entries_or_pairs_are_413_before_decoding() {
+        let limits = DecodeLimits {
+            max_streams: 10,
+            max_entries: 100,
+            ..DecodeLimits::default()
+        };
+        let proto = |wire: Vec<u8>| {
+            let body = snap::raw::Encoder::new().compress_vec(&wire).unwrap();
+            decode_push(
+                Dialect::V1,
+                Some("application/x-protobuf"),
+                None,
+                &body,
+                &limits,
+            )
+        };
+        assert!(proto(tiny_proto(10, 10, 1)).is_ok());
+        for (wire, what, count) in [
+            (tiny_proto(11, 0, 0), "streams", 11),
+            (tiny_proto(1, 101, 0), "entries", 101),
+            (tiny_proto(1, 50, 3), "structured metadata pairs", 150),
+        ] {
+            let err = proto(wire).unwrap_err();
+            assert_eq!(
+                err,
+                PushError::TooManyItems {
+                    what,
+                    count,
+                    max: if what == "streams" { 10 } else { 100 }
+                }
+            );
+            assert_eq!(err.status(), 413);
+        }
+        let entries: Vec<String> = (0..101).map(|i| format!("[\"{i}\",\"\"]")).collect();
+        let json = format!(
+            "{{\"streams\":[{{\"stream\":{{\"a\":\"b\"}},\"values\":[{}]}}]}}",
+            entries.join(",")
+        );
         let err = decode_push(
             Dialect::V1,
             Some("application/json"),
-            Some("deflate"),
-            &bomb,
+            None,
+            json.as_bytes(),
             &limits,
         )
         .unwrap_err();
-        assert_eq!(err.status(), 413);
+        assert_eq!(
+            err.to_string(),
+            "request body too large: 101 entries exceed the limit of 100 per push request"
+        );
     }
 
     #[test]
@@ -633,6 +882,8 @@ mod tests {
         const SMALL: DecodeLimits = DecodeLimits {
             max_recv_msg_size: 64 * 1024,
             max_decompressed_size: 64 * 1024,
+            max_streams: 1000,
+            max_entries: 1000,
         };
 
         fn any_header() -> impl Strategy<Value = (Option<&'static str>, Option<&'static str>)> {

@@ -22,6 +22,16 @@ pub enum PushError {
         /// The configured maximum.
         max: usize,
     },
+    /// More streams, entries or structured-metadata pairs than one push may hold.
+    #[error("request body too large: {count} {what} exceed the limit of {max} per push request")]
+    TooManyItems {
+        /// What was counted.
+        what: &'static str,
+        /// How many the request holds.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A `Content-Encoding` other than none, snappy, gzip or deflate.
     #[error("Content-Encoding \"{0}\" not supported")]
     UnsupportedEncoding(String),
@@ -49,7 +59,9 @@ impl PushError {
     /// The HTTP status Loki answers with for this error.
     pub fn status(&self) -> u16 {
         match self {
-            PushError::BodyTooLarge { .. } | PushError::DecompressedTooLarge { .. } => 413,
+            PushError::BodyTooLarge { .. }
+            | PushError::DecompressedTooLarge { .. }
+            | PushError::TooManyItems { .. } => 413,
             PushError::NoStreams => 422,
             PushError::UnsupportedEncoding(_)
             | PushError::MediaType(_)

@@ -16,7 +16,9 @@ use fenrir_proto::otlp::{
 };
 use fenrir_proto::Message;
 
-use crate::decode::{decode_content, parse_media_type};
+use crate::decode::{
+    check_counts, decode_content, for_each_len_field, parse_media_type, ItemCounts,
+};
 use crate::validate::normalize_metadata_name;
 use crate::{DecodeLimits, PushError, RawPush, RawStream, Result};
 
@@ -56,11 +58,17 @@ pub fn decode_otlp(
     let unsupported = || PushError::UnsupportedContentType(content_type.unwrap_or("").to_string());
     let media_type = parse_media_type(content_type).map_err(|_| unsupported())?;
     let request = match media_type.as_str() {
-        "application/x-protobuf" => ExportLogsServiceRequest::decode(&decoded[..])
-            .map_err(|e| PushError::InvalidBody(format!("proto: {e}")))?,
+        "application/x-protobuf" => {
+            check_counts(count_wire_items(&decoded), limits)?;
+            ExportLogsServiceRequest::decode(&decoded[..])
+                .map_err(|e| PushError::InvalidBody(format!("proto: {e}")))?
+        }
         "application/json" => json::decode(&decoded)?,
         _ => return Err(unsupported()),
     };
+    // Every record gets its resource's and scope's attributes: a few bytes of attributes
+    // shared by many empty records would become far more pairs than the body holds.
+    check_counts(count_output_items(&request), limits)?;
     let mut streams = Vec::with_capacity(request.resource_logs.len());
     for resource_logs in &request.resource_logs {
         if let Some(stream) = resource_stream(resource_logs, now_ns)? {
@@ -68,6 +76,79 @@ pub fn decode_otlp(
         }
     }
     Ok(RawPush { streams })
+}
+
+/// Counts an `ExportLogsServiceRequest` on the wire, before prost allocates it: resource
+/// and scope logs as streams, log records as entries, attributes of resources, scopes and
+/// records as pairs (values nested in attributes are not counted).
+fn count_wire_items(buf: &[u8]) -> ItemCounts {
+    let mut counts = ItemCounts::default();
+    let attributes = |msg: &[u8], field: u64, counts: &mut ItemCounts| {
+        for_each_len_field(msg, |f, _| counts.pairs += usize::from(f == field));
+    };
+    for_each_len_field(buf, |f, resource_logs| {
+        if f != 1 {
+            return;
+        }
+        counts.streams += 1;
+        for_each_len_field(resource_logs, |f, msg| match f {
+            1 => attributes(msg, 1, &mut counts),
+            2 => {
+                counts.streams += 1;
+                for_each_len_field(msg, |f, msg| match f {
+                    1 => attributes(msg, 3, &mut counts),
+                    2 => {
+                        counts.entries += 1;
+                        attributes(msg, 6, &mut counts);
+                    }
+                    _ => {}
+                });
+            }
+            _ => {}
+        });
+    });
+    counts
+}
+
+/// Streams, entries and structured-metadata pairs the decoded request will become
+/// (an upper bound: every optional record field counted as present).
+fn count_output_items(request: &ExportLogsServiceRequest) -> ItemCounts {
+    /// Record fields that may become pairs besides attributes (observed timestamp,
+    /// severity number and text, dropped count, flags, trace and span ids).
+    const RECORD_FIELDS: usize = 7;
+    fn leaves(kvs: &[KeyValue]) -> usize {
+        kvs.iter()
+            .map(
+                |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(Value::KvlistValue(list)) => leaves(&list.values),
+                    _ => 1,
+                },
+            )
+            .fold(0, usize::saturating_add)
+    }
+    let mut counts = ItemCounts {
+        streams: request.resource_logs.len(),
+        ..ItemCounts::default()
+    };
+    for rl in &request.resource_logs {
+        let resource = rl.resource.as_ref().map_or(0, |r| leaves(&r.attributes));
+        for sl in &rl.scope_logs {
+            let scope = sl.scope.as_ref().map_or(0, |s| leaves(&s.attributes) + 3);
+            let shared = resource.saturating_add(scope);
+            let records = sl.log_records.len();
+            counts.entries = counts.entries.saturating_add(records);
+            let own = sl
+                .log_records
+                .iter()
+                .map(|r| leaves(&r.attributes).saturating_add(RECORD_FIELDS))
+                .fold(0, usize::saturating_add);
+            counts.pairs = counts
+                .pairs
+                .saturating_add(records.saturating_mul(shared))
+                .saturating_add(own);
+        }
+    }
+    counts
 }
 
 /// The stream of one `ResourceLogs`, or `None` when it holds no records.
@@ -706,6 +787,73 @@ mod tests {
         );
         assert_eq!((e[1].ts, e[1].line.as_str()), (5, r#"{"a":1.5,"b":true}"#));
         assert_eq!((e[2].ts, e[2].line.as_str()), (77, ""));
+    }
+
+    /// A few bytes of resource attributes shared by many empty records: refused by the
+    /// count of pairs they would become, before any entry is built.
+    #[test]
+    fn shared_attributes_cannot_multiply_past_the_caps() {
+        let limits = DecodeLimits {
+            max_streams: 100,
+            max_entries: 1000,
+            ..DecodeLimits::default()
+        };
+        let request = |attrs: usize, records: usize| ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: (0..attrs).map(|i| kv(&format!("a{i}"), s("v"))).collect(),
+                }),
+                scope_logs: vec![ScopeLogs {
+                    scope: None,
+                    log_records: vec![LogRecord::default(); records],
+                }],
+            }],
+        };
+        let decode = |r: ExportLogsServiceRequest| {
+            decode_otlp(
+                Some("application/x-protobuf"),
+                None,
+                &r.encode_to_vec(),
+                &limits,
+                77,
+            )
+        };
+        // 30 records × (30 shared + 7 own) = 1110 pairs at most: over 1000.
+        let err = decode(request(30, 30)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PushError::TooManyItems {
+                    what: "structured metadata pairs",
+                    max: 1000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.status(), 413);
+        assert_eq!(
+            decode(request(10, 30)).unwrap().streams[0].entries.len(),
+            30
+        );
+        // On the wire: 1001 empty records are refused before prost decodes them.
+        let err = decode(request(0, 1001)).unwrap_err();
+        assert_eq!(
+            err,
+            PushError::TooManyItems {
+                what: "entries",
+                count: 1001,
+                max: 1000
+            }
+        );
+        assert_eq!(
+            count_wire_items(&sample().encode_to_vec()),
+            ItemCounts {
+                streams: 2,
+                entries: 3,
+                pairs: 5
+            }
+        );
     }
 
     #[test]

@@ -189,7 +189,18 @@ impl Engine {
                         }
                         Piece::Head(h) => {
                             s.entries += h.len() as u64;
-                            s.bytes += h.iter().map(|e| e.line.len() as u64).sum::<u64>();
+                            // As chunks count them: line and structured metadata.
+                            s.bytes += h
+                                .iter()
+                                .map(|e| {
+                                    let md: usize = e
+                                        .structured_metadata
+                                        .iter()
+                                        .map(|(k, v)| k.len() + v.len())
+                                        .sum();
+                                    (e.line.len() + md) as u64
+                                })
+                                .sum::<u64>();
                         }
                     }
                 }

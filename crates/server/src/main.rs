@@ -35,7 +35,18 @@ fn normalise_args(args: impl Iterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole cause chain: what failed, on which path, and why.
+            eprintln!("fenrir: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse_from(normalise_args(std::env::args()));
     let config = match &args.config_file {
         Some(path) => fenrir_config::load(path, args.expand_env)
@@ -49,6 +60,9 @@ fn main() -> anyhow::Result<()> {
             key,
             "configuration key accepted but has no effect in fenrir"
         );
+    }
+    if config.querier.multi_tenant_queries_enabled {
+        tracing::warn!("querier.multi_tenant_queries_enabled is not supported: queries with X-Scope-OrgID a|b are refused (400 multiple org IDs present)");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -124,10 +124,44 @@ fn api_config(config: &Config, limits: TenantLimits) -> ApiConfig {
         decode_limits: DecodeLimits {
             max_recv_msg_size: size(config.distributor.max_recv_msg_size),
             max_decompressed_size: size(config.distributor.max_decompressed_size),
+            ..DecodeLimits::default()
         },
         limits,
         version: env!("CARGO_PKG_VERSION").to_string(),
     }
+}
+
+/// Creates the data, WAL and filesystem chunk directories and checks that each takes a
+/// file, so that a bad path stops the start with an error naming it rather than failing
+/// every push or flush later.
+async fn prepare_dirs(config: &Config) -> anyhow::Result<()> {
+    let mut dirs = vec![
+        ("data directory", config.data_dir().to_path_buf()),
+        ("wal directory", config.wal_dir()),
+    ];
+    if let ObjectStoreConfig::Filesystem { directory } = config.object_store()? {
+        dirs.push(("chunks directory", directory));
+    }
+    tokio::task::spawn_blocking(move || {
+        dirs.iter()
+            .try_for_each(|(what, dir)| check_writable_dir(what, dir))
+    })
+    .await?
+}
+
+/// Creates `dir` and writes, syncs and removes a probe file in it.
+fn check_writable_dir(what: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| anyhow::anyhow!("{what} {} is not usable: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".fenrir-write-check-{}", std::process::id()));
+    let written = std::fs::File::create(&probe).and_then(|mut f| {
+        f.write_all(b"fenrir")?;
+        f.sync_all()
+    });
+    let removed = std::fs::remove_file(&probe);
+    written.map_err(fail)?;
+    removed.map_err(fail)
 }
 
 /// A fully wired server, not yet listening.
@@ -147,16 +181,21 @@ pub struct Built {
 /// wires the HTTP application.
 pub async fn build(config: &Config) -> anyhow::Result<Built> {
     let data = config.data_dir().to_path_buf();
-    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    prepare_dirs(config).await?;
     let store = open_store(config).await?;
     let index_dir = data.join("index");
     let index = tokio::task::spawn_blocking(move || Index::open(&index_dir)).await??;
     if index.tenants()?.is_empty() {
-        let chunks = fenrir_ingest::rebuild_index(store.as_ref(), &index)
+        let stats = fenrir_ingest::rebuild_index(store.as_ref(), &index)
             .await
             .context("rebuilding the empty label index from the object store")?;
-        if chunks > 0 {
-            tracing::info!(chunks, "rebuilt the label index from the object store");
+        if stats.segments + stats.skipped > 0 {
+            tracing::info!(
+                segments = stats.segments,
+                chunks = stats.chunks,
+                skipped = stats.skipped,
+                "rebuilt the label index from the object store"
+            );
         }
     }
     let cfg = ingest_config(config);

@@ -1,7 +1,8 @@
 //! The real `fenrir` binary: graceful shutdown on SIGTERM (exit 0, heads flushed to the
 //! chunk store), and a WAL that cannot grow (a file-size limit set on the running process
 //! with `prlimit`, which fails writes with EFBIG as a full disk fails them with ENOSPC):
-//! 503 on push, nothing half-stored, and recovery once the limit is lifted.
+//! 503 on push, nothing half-stored, and recovery once the limit is lifted. A data, WAL
+//! or chunks directory that cannot be created stops the start with a one-line error.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -388,4 +389,79 @@ fn sigterm_stops_after_the_grace_period() {
         logs.contains("requests still running after server.graceful_shutdown_timeout"),
         "{logs}"
     );
+}
+
+/// Runs `fenrir` with `yaml` until it exits by itself; returns its status and stderr.
+fn run_to_exit(dir: &Path, yaml: &str) -> (ExitStatus, String) {
+    let config = dir.join("fenrir.yaml");
+    std::fs::write(&config, yaml).expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fenrir"))
+        .arg(format!("-config.file={}", config.display()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fenrir");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fenrir kept running with an unusable directory");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A path below a regular file cannot be created (ENOTDIR, whoever runs the test): the
+/// data, WAL and chunks directories each stop the start with exit 1 and one line naming
+/// the path, never a panic.
+#[test]
+fn an_unusable_directory_stops_the_start_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").expect("write file");
+    let bad = file.join("below");
+    let good = dir.path().join("data");
+    let port = free_port();
+    let base = format!("server:\n  http_listen_port: {port}\n");
+    let cases = [
+        (
+            "data directory",
+            format!("{base}common:\n  path_prefix: {}\n", bad.display()),
+        ),
+        (
+            "wal directory",
+            format!(
+                "{base}common:\n  path_prefix: {}\ningester:\n  wal:\n    dir: {}\n",
+                good.display(),
+                bad.display()
+            ),
+        ),
+        (
+            "chunks directory",
+            format!(
+                "{base}common:\n  path_prefix: {}\nstorage_config:\n  filesystem:\n    directory: {}\n",
+                good.display(),
+                bad.display()
+            ),
+        ),
+    ];
+    for (what, yaml) in cases {
+        let (status, stderr) = run_to_exit(dir.path(), &yaml);
+        assert_eq!(status.code(), Some(1), "{what}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{what}: {stderr}");
+        assert!(
+            lines[0].starts_with(&format!("fenrir: {what} {}", bad.display()))
+                && lines[0].contains("Not a directory"),
+            "{what}: {stderr}"
+        );
+    }
 }

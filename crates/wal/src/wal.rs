@@ -204,10 +204,25 @@ impl Wal {
     /// Blocks until the writer thread has done it (one file creation and sync): call it from
     /// `spawn_blocking` in async code.
     pub fn rotate(&self) -> Result<u64> {
+        self.send_rotate(false)
+    }
+
+    /// As [`Wal::rotate`], but only when the active segment holds a record; returns the
+    /// active segment's sequence number either way. Lets a caller whose data is all stored
+    /// elsewhere close the segment so that it can be released, without leaving a trail of
+    /// empty files when nothing was written.
+    pub fn rotate_if_written(&self) -> Result<u64> {
+        self.send_rotate(true)
+    }
+
+    fn send_rotate(&self, only_if_written: bool) -> Result<u64> {
         let (done, reply) = mpsc::sync_channel(1);
         self.inner
             .tx
-            .send(Command::Rotate { done })
+            .send(Command::Rotate {
+                only_if_written,
+                done,
+            })
             .map_err(|_| Error::Closed)?;
         reply.recv().map_err(|_| Error::Closed)?
     }
@@ -531,6 +546,22 @@ mod tests {
             got,
             vec![(1, 1, 40), (2, 2, 40), (3, 3, 500), (4, 4, 10), (5, 5, 10)]
         );
+    }
+
+    #[test]
+    fn rotate_if_written_skips_an_empty_segment() {
+        let rt = runtime();
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = open(dir.path());
+        assert_eq!(wal.rotate_if_written().unwrap(), 1);
+        rt.block_on(wal.append(vec![1])).unwrap();
+        assert_eq!(wal.rotate_if_written().unwrap(), 2);
+        assert_eq!(wal.rotate_if_written().unwrap(), 2);
+        wal.release_through(1).unwrap();
+        assert_eq!(segment::list_segments(dir.path()).unwrap(), vec![2]);
+        wal.shutdown();
+        let (_, replayed) = open(dir.path());
+        assert!(replayed.is_empty());
     }
 
     #[test]

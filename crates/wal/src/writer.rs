@@ -22,6 +22,8 @@ pub(crate) enum Command {
         done: oneshot::Sender<Result<u64>>,
     },
     Rotate {
+        /// Roll only when the active segment holds a record (an empty one is kept).
+        only_if_written: bool,
         done: mpsc::SyncSender<Result<u64>>,
     },
     Shutdown,
@@ -97,9 +99,17 @@ impl Writer {
                 self.commit(&mut batch);
             }
             match control {
-                Some(Command::Rotate { done }) => {
+                Some(Command::Rotate {
+                    only_if_written,
+                    done,
+                }) => {
+                    let outcome = if only_if_written && self.durable_len == HEADER_LEN {
+                        Ok(self.seq)
+                    } else {
+                        self.roll()
+                    };
                     // The caller may have given up waiting; nothing to do then.
-                    let _ = done.send(self.roll());
+                    let _ = done.send(outcome);
                 }
                 Some(Command::Shutdown) => break,
                 Some(Command::Append { .. }) | None => {}

@@ -15,6 +15,7 @@ pub fn limits() -> DecodeLimits {
     DecodeLimits {
         max_recv_msg_size: 8 << 20,
         max_decompressed_size: 16 << 20,
+        ..DecodeLimits::default()
     }
 }
 
