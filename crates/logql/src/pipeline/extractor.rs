@@ -214,6 +214,9 @@ impl StreamSampleExtractor<'_> {
         structured_metadata: &[(&str, &str)],
     ) -> Option<(&LabelSet, f64)> {
         let extractor = self.extractor;
+        if !self.stages.prefilter(line) {
+            return None;
+        }
         self.labels.reset(structured_metadata);
         let line = self
             .stages
