@@ -502,6 +502,11 @@ impl LineLabels {
 /// letter, digit or `_` into one `_`. Writes into `out` (cleared first).
 pub(crate) fn sanitize_label_key(key: &str, out: &mut String) {
     out.clear();
+    if is_valid_label_key(key) {
+        // The usual case, copied at once instead of rune by rune.
+        out.push_str(key);
+        return;
+    }
     let key = key.trim();
     if key.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         out.push('_');
@@ -513,6 +518,15 @@ pub(crate) fn sanitize_label_key(key: &str, out: &mut String) {
             out.push('_');
         }
     }
+}
+
+/// Whether `key` is already a valid label name, which [`sanitize_label_key`] leaves as is.
+#[inline]
+pub(crate) fn is_valid_label_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    !b.is_empty()
+        && !b[0].is_ascii_digit()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 /// The labels of one processed line, in the shapes the API needs.
