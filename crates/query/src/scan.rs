@@ -733,15 +733,16 @@ impl Scanner<'_> {
             };
             // One buffer per block for every entry's metadata: no allocation per line.
             let mut pairs: Vec<(&str, &str)> = Vec::new();
-            let iter: Box<dyn Iterator<Item = fenrir_chunk::EntryRef<'_>>> = if range.forward() {
-                Box::new(block.iter())
-            } else {
-                Box::new(block.iter().rev())
-            };
-            for e in iter {
-                if !range.contains(e.ts) {
+            let (timestamps, n) = (block.timestamps(), block.len());
+            for j in 0..n {
+                let i = if range.forward() { j } else { n - 1 - j };
+                // The timestamp first: entries out of range cost no further lookup.
+                if !range.contains(timestamps[i]) {
                     continue;
                 }
+                let Some(e) = block.get(i) else {
+                    break;
+                };
                 pairs.clear();
                 pairs.extend(e.structured_metadata.iter());
                 if !visit(e.ts, e.line, &pairs) {

@@ -172,9 +172,19 @@ struct Accumulator {
     offset: i64,
     series: Vec<SeriesAcc>,
     index: FxHashMap<LabelSet, usize>,
-    /// The last series seen: sources usually send runs of one stream, and comparing
-    /// the same `Arc` is cheaper than hashing the labels.
-    last: Option<(LabelSet, usize)>,
+    /// Recently seen sets by the address of their labels: extractors hand out the same
+    /// interned `Arc` for a series line after line, and comparing addresses is cheaper
+    /// than hashing or comparing labels. Each entry holds its set, so that an address
+    /// cannot be reused by another set while cached.
+    recent: Box<[Option<(LabelSet, usize)>; RECENT]>,
+}
+
+/// Entries of [`Accumulator::recent`], a power of two.
+const RECENT: usize = 16;
+
+fn recent_key(labels: &LabelSet) -> usize {
+    let addr = labels.as_slice().as_ptr() as usize;
+    (addr >> 4 ^ addr >> 10) % RECENT
 }
 
 impl Accumulator {
@@ -186,13 +196,26 @@ impl Accumulator {
             offset,
             series: Vec::new(),
             index: FxHashMap::default(),
-            last: None,
+            recent: Box::new(std::array::from_fn(|_| None)),
         }
     }
 
     /// The slot of `labels`, added if new.
+    #[inline]
     fn slot(&mut self, labels: &LabelSet) -> usize {
-        let slot = match self.index.get(labels) {
+        let key = recent_key(labels);
+        if let Some((l, slot)) = &self.recent[key] {
+            if l.as_slice().as_ptr() == labels.as_slice().as_ptr() {
+                return *slot;
+            }
+        }
+        let slot = self.lookup(labels);
+        self.recent[key] = Some((labels.clone(), slot));
+        slot
+    }
+
+    fn lookup(&mut self, labels: &LabelSet) -> usize {
+        match self.index.get(labels) {
             Some(&slot) => slot,
             None => {
                 let slot = self.series.len();
@@ -207,19 +230,14 @@ impl Accumulator {
                 });
                 slot
             }
-        };
-        self.last = Some((labels.clone(), slot));
-        slot
+        }
     }
 
     fn add(&mut self, labels: &LabelSet, ts: i64, v: f64) {
         let Some(steps) = self.grid.steps_for(ts, self.range, self.offset) else {
             return;
         };
-        let slot = match &self.last {
-            Some((l, slot)) if l == labels => *slot,
-            _ => self.slot(labels),
-        };
+        let slot = self.slot(labels);
         let kind = self.kind;
         match &mut self.series[slot].steps {
             Steps::Cells(span) => {
@@ -263,7 +281,6 @@ impl Accumulator {
                 _ => {}
             }
         }
-        self.last = None;
     }
 }
 

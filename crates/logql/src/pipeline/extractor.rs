@@ -63,6 +63,9 @@ pub struct SampleExtractor {
     post_filters: Vec<LabelFilterStage>,
     output: OutputLabels,
     hints: ParserHints,
+    /// Only line filters, no unwrap and no output labels (`sum(count_over_time({…} |=
+    /// "x" [1m]))`): a kept line is a sample of `{}`, with no label work at all.
+    label_free: bool,
 }
 
 /// Loki's parser hints for `agg` (its grouping includes a pushed-down `sum` grouping,
@@ -157,12 +160,17 @@ impl SampleExtractor {
         }
         let stages = CompiledStages::new(&agg.range.log.stages)?;
         let hints = parser_hints(agg, &stages, &post_filters, singleton);
+        let label_free = stages.line_filters_only
+            && post_filters.is_empty()
+            && !matches!(value, ValueSource::Unwrap { .. })
+            && matches!(&output, OutputLabels::By(names) if names.is_empty());
         Ok(SampleExtractor {
             stages,
             value,
             post_filters,
             output,
             hints,
+            label_free,
         })
     }
 
@@ -176,6 +184,7 @@ impl SampleExtractor {
             grouped: GroupInterner::default(),
             plain: None,
             names: Vec::new(),
+            empty: LabelSet::empty(),
         }
     }
 }
@@ -202,6 +211,7 @@ pub struct StreamSampleExtractor<'a> {
     /// The output labels of a line that only has the stream labels.
     plain: Option<LabelSet>,
     names: Vec<String>,
+    empty: LabelSet,
 }
 
 impl StreamSampleExtractor<'_> {
@@ -216,6 +226,13 @@ impl StreamSampleExtractor<'_> {
         let extractor = self.extractor;
         if !self.stages.prefilter(line) {
             return None;
+        }
+        if extractor.label_free {
+            let value = match extractor.value {
+                ValueSource::LineBytes => line.len() as f64,
+                _ => 1.0,
+            };
+            return Some((&self.empty, value));
         }
         self.labels.reset(structured_metadata);
         let line = self

@@ -751,9 +751,22 @@ impl GroupInterner {
         if names.is_empty() {
             return &self.empty;
         }
+        // Each value is looked up once, for the hash and the check.
+        const INLINE: usize = 8;
+        let mut inline: [Option<&str>; INLINE] = [None; INLINE];
+        let spilled: Vec<Option<&str>>;
+        let values: &[Option<&str>] = if names.len() <= INLINE {
+            for (slot, n) in inline.iter_mut().zip(names) {
+                *slot = labels.get(n);
+            }
+            &inline[..names.len()]
+        } else {
+            spilled = names.iter().map(|n| labels.get(n)).collect();
+            &spilled
+        };
         let mut h = FxHasher::default();
-        for n in names {
-            match labels.get(n) {
+        for v in values {
+            match v {
                 Some(v) => {
                     h.write(v.as_bytes());
                     h.write_u8(0xff);
@@ -765,7 +778,7 @@ impl GroupInterner {
         let found = self.by_hash.get(&hash).and_then(|ids| {
             ids.iter().copied().find(|&id| {
                 let set = &self.entries[id];
-                names.iter().all(|n| set.get(n) == labels.get(n))
+                names.iter().zip(values).all(|(n, v)| set.get(n) == *v)
             })
         });
         if let Some(id) = found {
