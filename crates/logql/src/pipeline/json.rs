@@ -43,16 +43,16 @@ fn skip_ws(data: &[u8], mut i: usize) -> Option<usize> {
 fn string_end(data: &[u8], start: usize) -> Option<(usize, bool)> {
     // Keys and most values are short: a plain loop finds their end before a vectorised
     // search would have started.
-    let short = data.len().min(start.saturating_add(24));
-    for (at, &b) in data.iter().enumerate().take(short).skip(start) {
+    let short = data.len().min(start.saturating_add(24)).max(start);
+    for (off, &b) in data[start..short].iter().enumerate() {
         match b {
-            b'"' => return Some((at, false)),
+            b'"' => return Some((start + off, false)),
             b'\\' => return string_end_slow(data, start),
             _ => {}
         }
     }
     // Neither a quote nor a backslash so far: go on from there.
-    string_end_slow(data, short.max(start))
+    string_end_slow(data, short)
 }
 
 fn string_end_slow(data: &[u8], start: usize) -> Option<(usize, bool)> {
