@@ -27,6 +27,7 @@ pub(crate) fn extract_samples(
     let forks: Vec<SampleSink> = (1..threads).map_while(|_| sink.fork()).collect();
     if forks.is_empty() {
         return with_scanner(ctx, streams, range, None, |scanner| {
+            scanner.skip_metadata(!extractor.reads_metadata());
             for (i, data) in streams.iter().enumerate() {
                 let mut ex = extractor.for_stream(&data.labels);
                 let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| match ex
@@ -102,6 +103,7 @@ impl Share<'_> {
             blocks_decoded: self.ctx.blocks_decoded.clone(),
         };
         let result = with_scanner(&ctx, self.streams, self.range, None, |scanner| {
+            scanner.skip_metadata(!self.extractor.reads_metadata());
             while !self.stop.load(Ordering::Relaxed) {
                 let i = self.next.fetch_add(1, Ordering::Relaxed);
                 let Some(data) = self.streams.get(i) else {

@@ -174,6 +174,12 @@ impl SampleExtractor {
         })
     }
 
+    /// Whether samples depend on entries' structured metadata; when not, a reader may
+    /// pass none.
+    pub fn reads_metadata(&self) -> bool {
+        !self.label_free
+    }
+
     /// The per-stream extractor for a stream with these labels.
     pub fn for_stream(&self, stream_labels: &LabelSet) -> StreamSampleExtractor<'_> {
         StreamSampleExtractor {
