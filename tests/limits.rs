@@ -474,3 +474,47 @@ async fn max_query_lookback_hides_older_data() {
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("\"data\":[]"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exploding_metric_series_get_max_query_series_400() {
+    let server = TestServer::start("limits_config:\n  max_query_series: 50\n").await;
+    let now = now_ns();
+    let values: Vec<(i64, String)> = (0..600)
+        .map(|i| {
+            let line = format!(r#"{{"request_id":"r{i}","status":200}}"#);
+            (now - 60_000_000_000 + i as i64, line)
+        })
+        .collect();
+    let (status, text) = push(&server, body(&[("boom", values)])).await;
+    assert_eq!(status, 204, "{text}");
+    let q = |query: &str| {
+        vec![
+            ("query", query.to_string()),
+            ("start", (now - 600_000_000_000).to_string()),
+            ("end", (now + 60_000_000_000).to_string()),
+            ("step", "60".to_string()),
+        ]
+    };
+    // Every line is a series of its own: refused with Loki's text, during the scan.
+    for query in [
+        r#"count_over_time({app="boom"} | json [10m])"#,
+        r#"sum by (request_id) (count_over_time({app="boom"} | json [10m]))"#,
+    ] {
+        let (status, text) = get(&server, "/loki/api/v1/query_range", &q(query)).await;
+        assert_eq!(status, 400, "{query}: {text}");
+        assert!(
+            text.starts_with(
+                "maximum number of series (50) reached for a single query; consider reducing query cardinality"
+            ),
+            "{query}: {text}"
+        );
+    }
+    // Aggregated, the same lines are one series.
+    let (status, text) = get(
+        &server,
+        "/loki/api/v1/query_range",
+        &q(r#"sum by (status) (count_over_time({app="boom"} | json [10m]))"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+}

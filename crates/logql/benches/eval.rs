@@ -6,7 +6,7 @@ use fenrir_common::{LabelSet, MatchOp, Matcher};
 use fenrir_logql::ast::{
     Grouping, LogExpr, LogRange, MetricExpr, RangeAgg, RangeOp, VectorAgg, VectorOp,
 };
-use fenrir_logql::{evaluate, EvalParams, Result, SampleSource};
+use fenrir_logql::{evaluate, EvalParams, Result, SampleSink, SampleSource};
 
 const S: i64 = 1_000_000_000;
 const START: i64 = 1_700_000_000 * S;
@@ -47,12 +47,12 @@ impl SampleSource for Synthetic {
         _agg: &RangeAgg,
         from: i64,
         to: i64,
-        sink: &mut dyn FnMut(&LabelSet, i64, f64),
+        sink: &mut SampleSink,
     ) -> Result<()> {
         for (labels, ts) in &self.series {
             for &t in ts {
                 if t > from && t <= to {
-                    sink(labels, t, 1.0);
+                    sink.add(labels, t, 1.0);
                 }
             }
         }

@@ -17,7 +17,9 @@ use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fenrir_common::LabelSet;
 use fenrir_logql::ast::{MetricExpr, RangeAgg};
-use fenrir_logql::{evaluate, parse_expr, EvalParams, Expr, Result, SampleExtractor, SampleSource};
+use fenrir_logql::{
+    evaluate, parse_expr, EvalParams, Expr, Result, SampleExtractor, SampleSink, SampleSource,
+};
 
 const S: i64 = 1_000_000_000;
 const START: i64 = 1_700_000_000 * S;
@@ -110,13 +112,7 @@ impl Workload {
 }
 
 impl SampleSource for Workload {
-    fn samples(
-        &mut self,
-        agg: &RangeAgg,
-        from: i64,
-        to: i64,
-        sink: &mut dyn FnMut(&LabelSet, i64, f64),
-    ) -> Result<()> {
+    fn samples(&mut self, agg: &RangeAgg, from: i64, to: i64, sink: &mut SampleSink) -> Result<()> {
         let extractor = SampleExtractor::new(agg)?;
         for stream in &self.streams {
             let mut ex = extractor.for_stream(&stream.labels);
@@ -125,7 +121,7 @@ impl SampleSource for Workload {
                     continue;
                 }
                 if let Some((labels, value)) = ex.process(*ts, line, &[("detected_level", level)]) {
-                    sink(labels, *ts, value);
+                    sink.add(labels, *ts, value);
                 }
             }
         }

@@ -21,7 +21,7 @@ pub use ast::Expr;
 pub use error::{Error, Result};
 pub use eval::{
     evaluate, format_sample_value, format_timestamp_seconds, EvalParams, QueryValue, Sample,
-    SampleSource, Series,
+    SampleSink, SampleSource, Series,
 };
 pub use parser::{parse_expr, ParseError};
 pub use pipeline::{

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use fenrir_common::{Fingerprint, LabelSet, Matcher, Tenant, Timestamp};
 use fenrir_index::Index;
 use fenrir_logql::ast::{MetricExpr, RangeAgg};
-use fenrir_logql::{evaluate, EvalParams, QueryValue, SampleExtractor, SampleSource};
+use fenrir_logql::{evaluate, EvalParams, QueryValue, SampleExtractor, SampleSink, SampleSource};
 use fenrir_storage::ObjectStore;
 
 use crate::detected::{detect_fields, detect_labels, field_values};
 use crate::logs::run_log_query;
 use crate::patterns::Miner;
+use crate::samples::extract_samples;
 use crate::scan::{with_scanner, Piece, ScanContext, ScanRange, StreamData};
 use crate::volume::compute_volume;
 use crate::{
@@ -391,7 +392,7 @@ impl SampleSource for Source<'_> {
         agg: &RangeAgg,
         from: i64,
         to: i64,
-        sink: &mut dyn FnMut(&LabelSet, i64, f64),
+        sink: &mut SampleSink,
     ) -> fenrir_logql::Result<()> {
         // Samples are wanted for (from, to]: in scan terms [from + 1, to + 1).
         let (start, end) = (from.saturating_add(1), to.saturating_add(1));
@@ -405,19 +406,7 @@ impl SampleSource for Source<'_> {
                 end,
                 direction: Direction::Forward,
             };
-            with_scanner(self.ctx, &streams, range, None, |scanner| {
-                for (i, data) in streams.iter().enumerate() {
-                    let mut ex = extractor.for_stream(&data.labels);
-                    let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
-                        if let Some((labels, value)) = ex.process(ts, line, md) {
-                            sink(labels, ts, value);
-                        }
-                        true
-                    };
-                    scanner.scan_stream(i, &mut visit)?;
-                }
-                Ok(())
-            })
+            extract_samples(self.ctx, &streams, range, &extractor, sink)
         };
         run().map_err(|e| match e {
             Error::BadQuery(m) => fenrir_logql::Error::Query(m),
@@ -621,5 +610,100 @@ mod tests {
         // by a few blocks from run to run: bound it by a read-ahead on every stream.
         let decoded = engine.blocks_decoded();
         assert!(decoded <= 5 * 4, "{decoded} blocks decoded");
+    }
+
+    /// Unflushed data, handed out as is.
+    struct Fixed(Vec<RecentStream>);
+
+    impl RecentData for Fixed {
+        fn streams(
+            &self,
+            _: &Tenant,
+            _: &[Matcher],
+            _: Timestamp,
+            _: Timestamp,
+        ) -> Vec<RecentStream> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn exploding_series_are_refused_while_scanning() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Every line has its own request id: one series per line once parsed.
+        let streams: Vec<RecentStream> = (0..4)
+            .map(|pod| {
+                let l = labels(pod);
+                let mut b = ChunkBuilder::new(&l, 512);
+                for ts in 1..=3000i64 {
+                    b.push(
+                        ts,
+                        &format!(
+                            r#"{{"request_id":"{pod}-{ts}","pad":"{}"}}"#,
+                            "x".repeat(40)
+                        ),
+                        &[],
+                    );
+                }
+                RecentStream {
+                    chunks: vec![Arc::new(b.finish(1).unwrap())],
+                    labels: l,
+                    head: Vec::new(),
+                }
+            })
+            .collect();
+        for workers in [0, 2] {
+            let engine = Engine::new(
+                Index::temporary().unwrap(),
+                Arc::new(InMemoryStore::new()),
+                Arc::new(Fixed(streams.clone())),
+            )
+            .with_decode_workers(workers);
+            let run = |q: &str, max_series: usize| {
+                let params = EvalParams::instant(3_600_000_000_000, max_series);
+                rt.block_on(engine.query_metric(Tenant::single(), metric(q), params))
+            };
+            // Without a limit the query reads everything: 12,000 series.
+            let q = r#"sum by (request_id) (count_over_time({app="a"} | json [1h]))"#;
+            let before = engine.blocks_decoded();
+            let QueryValue::Vector(v) = run(q, 0).unwrap() else {
+                panic!("not a vector")
+            };
+            assert_eq!(v.len(), 12_000);
+            let all = engine.blocks_decoded() - before;
+            assert!(all >= 400, "{all} blocks");
+            for q in [
+                q,
+                r#"count_over_time({app="a"} | json [1h])"#,
+                r#"(count_over_time({app="a"} | json [1h]))"#,
+            ] {
+                let before = engine.blocks_decoded();
+                let err = run(q, 50).unwrap_err();
+                assert!(
+                    err.to_string()
+                        .starts_with("maximum number of series (50) reached for a single query"),
+                    "{err}"
+                );
+                // 51 series fit in the first 8 blocks (7 lines each) of a stream; each
+                // scanning thread stops at 51 series of its own (or when another one
+                // did), so the scan stopped within a few blocks per thread instead of
+                // reading them all.
+                let decoded = engine.blocks_decoded() - before;
+                assert!(
+                    decoded <= 24,
+                    "{workers} workers, {q}: {decoded} of {all} blocks"
+                );
+            }
+            // Aggregated away, the same series are within the limit.
+            let q = r#"sum(count_over_time({app="a"} | json request_id [1h]))"#;
+            let QueryValue::Vector(v) = run(q, 50).unwrap() else {
+                panic!("not a vector")
+            };
+            assert_eq!(v[0].value, 12_000.0);
+        }
     }
 }

@@ -11,6 +11,7 @@ mod engine;
 mod error;
 mod logs;
 mod patterns;
+mod samples;
 mod scan;
 mod source;
 mod volume;

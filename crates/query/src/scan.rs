@@ -189,6 +189,7 @@ pub(crate) fn with_scanner<T>(
         let mut scanner = Scanner {
             shared: &shared,
             next_stream: 0,
+            skip_metadata: false,
         };
         body(&mut scanner)
     })
@@ -660,9 +661,17 @@ impl PieceState {
 pub(crate) struct Scanner<'s> {
     shared: &'s Shared<'s>,
     next_stream: usize,
+    /// The visitor never reads metadata: entries of single pieces come without it.
+    skip_metadata: bool,
 }
 
 impl Scanner<'_> {
+    /// Says that the visitor never reads structured metadata (a label-free count), so
+    /// that entries may come without it.
+    pub(crate) fn skip_metadata(&mut self, skip: bool) {
+        self.skip_metadata = skip;
+    }
+
     /// Visits the entries of stream `stream` (an index into the scanned streams, called in
     /// increasing order) in the scan's range and direction.
     pub(crate) fn scan_stream(&mut self, stream: usize, visit: &mut Visit<'_>) -> Result<()> {
@@ -733,17 +742,20 @@ impl Scanner<'_> {
             };
             // One buffer per block for every entry's metadata: no allocation per line.
             let mut pairs: Vec<(&str, &str)> = Vec::new();
-            let iter: Box<dyn Iterator<Item = fenrir_chunk::EntryRef<'_>>> = if range.forward() {
-                Box::new(block.iter())
-            } else {
-                Box::new(block.iter().rev())
-            };
-            for e in iter {
-                if !range.contains(e.ts) {
+            let (timestamps, n) = (block.timestamps(), block.len());
+            for j in 0..n {
+                let i = if range.forward() { j } else { n - 1 - j };
+                // The timestamp first: entries out of range cost no further lookup.
+                if !range.contains(timestamps[i]) {
                     continue;
                 }
+                let Some(e) = block.get(i) else {
+                    break;
+                };
                 pairs.clear();
-                pairs.extend(e.structured_metadata.iter());
+                if !self.skip_metadata {
+                    pairs.extend(e.structured_metadata.iter());
+                }
                 if !visit(e.ts, e.line, &pairs) {
                     return Ok(false);
                 }

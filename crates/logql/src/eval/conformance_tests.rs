@@ -7,7 +7,7 @@ use fenrir_common::LabelSet;
 use serde_json::Value as Json;
 
 use super::test_support::{bin, eq, grouping, range_agg, vagg, with_offset};
-use super::{evaluate, EvalParams, QueryValue, SampleSource};
+use super::{evaluate, EvalParams, QueryValue, SampleSink, SampleSource};
 use crate::ast::{BinOp, MetricExpr, RangeAgg, RangeOp, VectorOp};
 use crate::Result;
 
@@ -56,13 +56,7 @@ fn dataset() -> Dataset {
 
 /// Every line counts 1; labels are the stream's.
 impl SampleSource for Dataset {
-    fn samples(
-        &mut self,
-        agg: &RangeAgg,
-        from: i64,
-        to: i64,
-        sink: &mut dyn FnMut(&LabelSet, i64, f64),
-    ) -> Result<()> {
+    fn samples(&mut self, agg: &RangeAgg, from: i64, to: i64, sink: &mut SampleSink) -> Result<()> {
         for (labels, times) in &self.streams {
             if agg
                 .range
@@ -72,7 +66,7 @@ impl SampleSource for Dataset {
                 .all(|m| m.matches_labels(labels))
             {
                 for &ts in times.iter().filter(|&&ts| ts > from && ts <= to) {
-                    sink(labels, ts, 1.0);
+                    sink.add(labels, ts, 1.0);
                 }
             }
         }

@@ -27,6 +27,7 @@ use crate::{Error, Result};
 use grid::Grid;
 
 pub use format::{format_sample_value, format_timestamp_seconds};
+pub use range::SampleSink;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 const NANOS_PER_MILLI: i64 = 1_000_000;
@@ -97,15 +98,11 @@ impl EvalParams {
 /// Where samples come from. The query layer implements it by selecting streams,
 /// decoding chunks and running the pipeline's sample extractor for `agg`.
 pub trait SampleSource {
-    /// Calls `sink(labels, ts, value)` for every sample of `agg` with `from < ts <= to`
-    /// (nanoseconds). Samples may come in any time order, interleaved across series.
-    fn samples(
-        &mut self,
-        agg: &RangeAgg,
-        from: i64,
-        to: i64,
-        sink: &mut dyn FnMut(&LabelSet, i64, f64),
-    ) -> Result<()>;
+    /// Calls `sink.add(labels, ts, value)` for every sample of `agg` with
+    /// `from < ts <= to` (nanoseconds), stopping early once `add` returns `false` (the
+    /// series limit is exceeded). Samples may come in any time order, interleaved across
+    /// series; [`SampleSink::fork`] says when they may also be split among sinks.
+    fn samples(&mut self, agg: &RangeAgg, from: i64, to: i64, sink: &mut SampleSink) -> Result<()>;
 }
 
 /// The answer to a metric query.
@@ -171,8 +168,8 @@ pub fn evaluate(
     source: &mut dyn SampleSource,
 ) -> Result<QueryValue> {
     let grid = Grid::new(params)?;
-    let value = eval_expr(expr, &grid, source)?;
     let limit = params.max_series;
+    let value = eval_node(expr, &grid, source, limit)?;
     if params.instant {
         let ts_ms = params.start / NANOS_PER_MILLI;
         return match value {
@@ -246,15 +243,35 @@ pub(crate) fn eval_expr(
     grid: &Grid,
     source: &mut dyn SampleSource,
 ) -> Result<Value> {
+    eval_node(expr, grid, source, 0)
+}
+
+/// Evaluates one node; `series_limit` (0: none) is `max_query_series` when the node's
+/// series are the query's result series, so that a range aggregation whose series
+/// explode stops as soon as it has one too many.
+fn eval_node(
+    expr: &MetricExpr,
+    grid: &Grid,
+    source: &mut dyn SampleSource,
+    series_limit: usize,
+) -> Result<Value> {
     match expr {
         // Loki's rewrites that change answers are in `rewrite`'s docs.
         MetricExpr::RangeAgg(agg) => match rewrite::avg_as_sum_over_count(agg) {
             Some(sum_over_count) => eval_expr(&sum_over_count, grid, source),
-            None => Ok(Value::Vector(range::eval_range_agg(agg, grid, source)?)),
+            None => Ok(Value::Vector(range::eval_range_agg(
+                agg,
+                grid,
+                source,
+                series_limit,
+            )?)),
         },
         MetricExpr::VectorAgg(agg) => {
             let inner = match rewrite::pushed_down_grouping(agg) {
-                Some(grouped) => Value::Vector(range::eval_range_agg(&grouped, grid, source)?),
+                // A sum grouped like its range aggregation has the same series.
+                Some(grouped) => {
+                    Value::Vector(range::eval_range_agg(&grouped, grid, source, series_limit)?)
+                }
                 None => eval_expr(&agg.inner, grid, source)?,
             };
             let inner = match inner {
@@ -278,7 +295,7 @@ pub(crate) fn eval_expr(
             };
             Ok(Value::Vector(label_replace::eval_label_replace(lr, inner)?))
         }
-        MetricExpr::Parens(inner) => eval_expr(inner, grid, source),
+        MetricExpr::Parens(inner) => eval_node(inner, grid, source, series_limit),
     }
 }
 

@@ -88,6 +88,18 @@ impl Cell {
     }
 }
 
+impl Cell {
+    /// Folds in another cell of the same step.
+    fn merge(&mut self, kind: Kind, other: &Cell) {
+        if other.n == 0 {
+            return;
+        }
+        let n = self.n;
+        self.add(kind, other.ts, other.v);
+        self.n = n + other.n;
+    }
+}
+
 /// A vector indexed by step that only covers the steps a series touched.
 #[derive(Debug, Clone, Default)]
 struct Span<T> {
@@ -152,46 +164,80 @@ impl SeriesAcc {
 }
 
 /// Collects the samples of one range aggregation.
-struct Accumulator<'g> {
+#[derive(Debug)]
+struct Accumulator {
     kind: Kind,
-    grid: &'g Grid,
+    grid: Grid,
     range: i64,
     offset: i64,
     series: Vec<SeriesAcc>,
     index: FxHashMap<LabelSet, usize>,
-    /// The last series seen: sources usually send runs of one stream, and comparing
-    /// the same `Arc` is cheaper than hashing the labels.
-    last: Option<(LabelSet, usize)>,
+    /// Recently seen sets by the address of their labels: extractors hand out the same
+    /// interned `Arc` for a series line after line, and comparing addresses is cheaper
+    /// than hashing or comparing labels. Each entry holds its set, so that an address
+    /// cannot be reused by another set while cached.
+    recent: Box<[Option<(LabelSet, usize)>; RECENT]>,
 }
 
-impl Accumulator<'_> {
+/// Entries of [`Accumulator::recent`], a power of two.
+const RECENT: usize = 16;
+
+fn recent_key(labels: &LabelSet) -> usize {
+    let addr = labels.as_slice().as_ptr() as usize;
+    (addr >> 4 ^ addr >> 10) % RECENT
+}
+
+impl Accumulator {
+    fn new(kind: Kind, grid: Grid, range: i64, offset: i64) -> Self {
+        Accumulator {
+            kind,
+            grid,
+            range,
+            offset,
+            series: Vec::new(),
+            index: FxHashMap::default(),
+            recent: Box::new(std::array::from_fn(|_| None)),
+        }
+    }
+
+    /// The slot of `labels`, added if new.
+    #[inline]
+    fn slot(&mut self, labels: &LabelSet) -> usize {
+        let key = recent_key(labels);
+        if let Some((l, slot)) = &self.recent[key] {
+            if l.as_slice().as_ptr() == labels.as_slice().as_ptr() {
+                return *slot;
+            }
+        }
+        let slot = self.lookup(labels);
+        self.recent[key] = Some((labels.clone(), slot));
+        slot
+    }
+
+    fn lookup(&mut self, labels: &LabelSet) -> usize {
+        match self.index.get(labels) {
+            Some(&slot) => slot,
+            None => {
+                let slot = self.series.len();
+                self.index.insert(labels.clone(), slot);
+                self.series.push(SeriesAcc {
+                    labels: labels.clone(),
+                    steps: if self.kind == Kind::Values {
+                        Steps::Values(Span::default())
+                    } else {
+                        Steps::Cells(Span::default())
+                    },
+                });
+                slot
+            }
+        }
+    }
+
     fn add(&mut self, labels: &LabelSet, ts: i64, v: f64) {
         let Some(steps) = self.grid.steps_for(ts, self.range, self.offset) else {
             return;
         };
-        let slot = match &self.last {
-            Some((l, slot)) if l == labels => *slot,
-            _ => {
-                let slot = match self.index.get(labels) {
-                    Some(&slot) => slot,
-                    None => {
-                        let slot = self.series.len();
-                        self.index.insert(labels.clone(), slot);
-                        self.series.push(SeriesAcc {
-                            labels: labels.clone(),
-                            steps: if self.kind == Kind::Values {
-                                Steps::Values(Span::default())
-                            } else {
-                                Steps::Cells(Span::default())
-                            },
-                        });
-                        slot
-                    }
-                };
-                self.last = Some((labels.clone(), slot));
-                slot
-            }
-        };
+        let slot = self.slot(labels);
         let kind = self.kind;
         match &mut self.series[slot].steps {
             Steps::Cells(span) => {
@@ -206,13 +252,130 @@ impl Accumulator<'_> {
             }
         }
     }
+
+    /// Adds the series of `other` (same aggregation) to this one's.
+    fn merge(&mut self, other: Accumulator) {
+        let kind = self.kind;
+        for s in other.series {
+            let slot = match self.index.get(&s.labels) {
+                Some(&slot) => slot,
+                None => {
+                    self.index.insert(s.labels.clone(), self.series.len());
+                    self.series.push(s);
+                    continue;
+                }
+            };
+            match (&mut self.series[slot].steps, s.steps) {
+                (Steps::Cells(dst), Steps::Cells(src)) if !src.items.is_empty() => {
+                    let hi = src.base + src.items.len() - 1;
+                    for (d, c) in dst.slots(src.base, hi).iter_mut().zip(&src.items) {
+                        d.merge(kind, c);
+                    }
+                }
+                (Steps::Values(dst), Steps::Values(src)) if !src.items.is_empty() => {
+                    let hi = src.base + src.items.len() - 1;
+                    for (d, v) in dst.slots(src.base, hi).iter_mut().zip(src.items) {
+                        d.extend(v);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
-/// Evaluates a range aggregation at every step of `grid`.
+/// Where a [`SampleSource`] delivers the samples of one range aggregation: per-series,
+/// per-step accumulators. When the aggregation's series are the query's result, the sink
+/// refuses samples once they exceed `max_query_series`, so that a query whose series
+/// explode stops there instead of accumulating them all.
+#[derive(Debug)]
+pub struct SampleSink {
+    acc: Accumulator,
+    /// Series allowed before the sink is full; 0: no limit.
+    limit: usize,
+    full: bool,
+    /// Whether the result is the same whatever order samples arrive in, so that several
+    /// sinks may collect them in parallel and be merged.
+    order_free: bool,
+}
+
+impl SampleSink {
+    fn new(agg: &RangeAgg, grid: Grid, limit: usize) -> Self {
+        let kind = kind_of(agg.op);
+        // Counts, and sums of whole numbers (lines, bytes) are exact in any order; float
+        // sums and time-ordered values are not.
+        let order_free = kind == Kind::Count || (kind == Kind::Sum && agg.range.unwrap.is_none());
+        SampleSink {
+            acc: Accumulator::new(kind, grid, agg.range.range, agg.range.offset),
+            limit,
+            full: false,
+            order_free,
+        }
+    }
+
+    /// Adds a sample. `false` once the series limit is exceeded: the sample was dropped,
+    /// the query fails with Loki's `max_query_series` error, and the source should stop.
+    #[inline]
+    pub fn add(&mut self, labels: &LabelSet, ts: i64, v: f64) -> bool {
+        if self.full {
+            return false;
+        }
+        self.acc.add(labels, ts, v);
+        self.check_limit()
+    }
+
+    fn check_limit(&mut self) -> bool {
+        if self.limit > 0 && self.acc.series.len() > self.limit {
+            self.full = true;
+        }
+        !self.full
+    }
+
+    /// Whether the series limit was exceeded.
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// Distinct series collected so far.
+    pub fn series(&self) -> usize {
+        self.acc.series.len()
+    }
+
+    /// An empty sink for the same aggregation, to collect a share of the samples on
+    /// another thread, when the result does not depend on the order samples arrive in
+    /// (counts, sums of line counts or bytes); `None` otherwise. Each fork is bounded by
+    /// the series limit on its own; [`SampleSink::merge`] checks the union.
+    pub fn fork(&self) -> Option<SampleSink> {
+        self.order_free.then(|| SampleSink {
+            acc: Accumulator::new(
+                self.acc.kind,
+                self.acc.grid,
+                self.acc.range,
+                self.acc.offset,
+            ),
+            limit: self.limit,
+            full: false,
+            order_free: true,
+        })
+    }
+
+    /// Adds the samples of a fork of this sink. `false` once the series limit is exceeded.
+    pub fn merge(&mut self, other: SampleSink) -> bool {
+        self.full |= other.full;
+        if !self.full {
+            self.acc.merge(other.acc);
+        }
+        self.check_limit()
+    }
+}
+
+/// Evaluates a range aggregation at every step of `grid`. `series_limit` (0: none) is
+/// `max_query_series` when this aggregation's series are the query's result series.
 pub(crate) fn eval_range_agg(
     agg: &RangeAgg,
     grid: &Grid,
     source: &mut dyn SampleSource,
+    series_limit: usize,
 ) -> Result<Vec<StepVec>> {
     let mut out: Vec<StepVec> = vec![Vec::new(); grid.len()];
     if grid.len() == 0 {
@@ -220,19 +383,15 @@ pub(crate) fn eval_range_agg(
     }
     let range = agg.range.range;
     let offset = agg.range.offset;
-    let mut acc = Accumulator {
-        kind: kind_of(agg.op),
-        grid,
-        range,
-        offset,
-        series: Vec::new(),
-        index: FxHashMap::default(),
-        last: None,
-    };
+    let mut sink = SampleSink::new(agg, *grid, series_limit);
     let (from, to) = grid.span(range, offset);
-    source.samples(agg, from, to, &mut |labels, ts, v| acc.add(labels, ts, v))?;
-    let mut series = acc.series;
+    source.samples(agg, from, to, &mut sink)?;
+    let full = sink.full;
+    let mut series = sink.acc.series;
     check_pipeline_errors(&series)?;
+    if full {
+        return Err(Error::SeriesLimit(series_limit));
+    }
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
 
     if agg.op == RangeOp::AbsentOverTime {
@@ -965,5 +1124,113 @@ mod tests {
             instant(&grouped, 120.0, &mut src).unwrap(),
             rows(&[(r#"{app="api"}"#, "1")])
         );
+    }
+
+    /// Unique series, one per sample, until the sink refuses one; records how many
+    /// samples it offered.
+    struct Exploding {
+        offered: usize,
+        series_at_refusal: Option<usize>,
+    }
+
+    impl super::SampleSource for Exploding {
+        fn samples(
+            &mut self,
+            _: &crate::ast::RangeAgg,
+            from: i64,
+            _: i64,
+            sink: &mut super::SampleSink,
+        ) -> crate::Result<()> {
+            for i in 0..1_000_000 {
+                let id = i.to_string();
+                let labels = fenrir_common::LabelSet::from_pairs([("id", id.as_str())]);
+                self.offered += 1;
+                if !sink.add(&labels, from + 1, 1.0) {
+                    self.series_at_refusal = Some(sink.series());
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn exploding_series_stop_the_source_one_past_the_limit() {
+        use super::super::{evaluate, EvalParams};
+        let q = range_agg(CountOverTime, eq("app", "a"), 60.0, false);
+        let mut src = Exploding {
+            offered: 0,
+            series_at_refusal: None,
+        };
+        let err = evaluate(&q, &EvalParams::instant(60 * S, 100), &mut src).unwrap_err();
+        assert_eq!(err, Error::SeriesLimit(100));
+        // The evaluator held at most limit + 1 series, and the source stopped there.
+        assert_eq!(src.series_at_refusal, Some(101));
+        assert_eq!(src.offered, 101);
+        // A sum whose grouping is pushed into the range aggregation stops the same way.
+        let summed = vagg(
+            crate::ast::VectorOp::Sum,
+            q.clone(),
+            Some(grouping(false, &["id"])),
+            None,
+        );
+        let mut src = Exploding {
+            offered: 0,
+            series_at_refusal: None,
+        };
+        let params = EvalParams::range(0, 120 * S, 60 * S, 100);
+        assert_eq!(
+            evaluate(&summed, &params, &mut src).unwrap_err(),
+            Error::SeriesLimit(100)
+        );
+        assert_eq!(src.offered, 101);
+    }
+
+    #[test]
+    fn forked_sinks_merge_to_the_same_counts() {
+        let q = range_agg(CountOverTime, eq("app", "a"), 60.0, false);
+        let crate::ast::MetricExpr::RangeAgg(agg) = &q else {
+            unreachable!()
+        };
+        let grid =
+            super::Grid::new(&super::super::EvalParams::range(0, 600 * S, 60 * S, 0)).unwrap();
+        let labels =
+            |i: usize| fenrir_common::LabelSet::from_pairs([("p", ["x", "y", "z"][i % 3])]);
+        let mut whole = super::SampleSink::new(agg, grid, 0);
+        let mut split = super::SampleSink::new(agg, grid, 0);
+        let mut fork = split.fork().expect("counts are order-free");
+        for i in 0..600 {
+            let ts = (i as i64) * S;
+            whole.add(&labels(i), ts, 1.0);
+            if i % 2 == 0 {
+                split.add(&labels(i), ts, 1.0);
+            } else {
+                fork.add(&labels(i), ts, 1.0);
+            }
+        }
+        assert!(split.merge(fork));
+        let dump = |s: super::SampleSink| {
+            let mut out: Vec<(String, Vec<(usize, u64)>)> = s
+                .acc
+                .series
+                .into_iter()
+                .map(|a| {
+                    let super::Steps::Cells(span) = a.steps else {
+                        unreachable!()
+                    };
+                    let cells = span.iter().map(|(i, c)| (i, c.n)).collect();
+                    (a.labels.to_string(), cells)
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        assert_eq!(dump(whole), dump(split));
+        // Values that depend on arrival order are never split.
+        let avg = range_agg(AvgOverTime, eq("app", "a"), 60.0, true);
+        let crate::ast::MetricExpr::RangeAgg(agg) = &avg else {
+            unreachable!()
+        };
+        assert!(super::SampleSink::new(agg, grid, 0).fork().is_none());
     }
 }

@@ -5,7 +5,7 @@
 
 use fenrir_common::LabelSet;
 
-use super::{evaluate, EvalParams, QueryValue, SampleSource};
+use super::{evaluate, EvalParams, QueryValue, SampleSink, SampleSource};
 use crate::ast::{MetricExpr, RangeAgg};
 use crate::pipeline::SampleExtractor;
 use crate::{parse_expr, Error, Expr, Result};
@@ -16,13 +16,7 @@ const S: i64 = 1_000_000_000;
 struct Lines(Vec<(LabelSet, Vec<(i64, &'static str)>)>);
 
 impl SampleSource for Lines {
-    fn samples(
-        &mut self,
-        agg: &RangeAgg,
-        from: i64,
-        to: i64,
-        sink: &mut dyn FnMut(&LabelSet, i64, f64),
-    ) -> Result<()> {
+    fn samples(&mut self, agg: &RangeAgg, from: i64, to: i64, sink: &mut SampleSink) -> Result<()> {
         let extractor = SampleExtractor::new(agg)?;
         for (labels, lines) in &self.0 {
             if !agg
@@ -39,7 +33,7 @@ impl SampleSource for Lines {
                 let ts = t * S;
                 if ts > from && ts <= to {
                     if let Some((out, v)) = ex.process(ts, line, &[]) {
-                        sink(out, ts, v);
+                        sink.add(out, ts, v);
                     }
                 }
             }

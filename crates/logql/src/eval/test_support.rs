@@ -2,7 +2,7 @@
 
 use fenrir_common::{LabelSet, MatchOp, Matcher};
 
-use super::{evaluate, EvalParams, QueryValue, SampleSource};
+use super::{evaluate, EvalParams, QueryValue, SampleSink, SampleSource};
 use crate::ast::*;
 use crate::Result;
 
@@ -43,13 +43,7 @@ impl FakeSource {
 }
 
 impl SampleSource for FakeSource {
-    fn samples(
-        &mut self,
-        agg: &RangeAgg,
-        from: i64,
-        to: i64,
-        sink: &mut dyn FnMut(&LabelSet, i64, f64),
-    ) -> Result<()> {
+    fn samples(&mut self, agg: &RangeAgg, from: i64, to: i64, sink: &mut SampleSink) -> Result<()> {
         self.calls += 1;
         let mut all = Vec::new();
         for (labels, samples) in &self.streams {
@@ -90,7 +84,7 @@ impl SampleSource for FakeSource {
             }
         }
         for (l, ts, v) in mixed {
-            sink(&l, ts, v);
+            sink.add(&l, ts, v);
         }
         Ok(())
     }

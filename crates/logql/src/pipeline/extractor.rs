@@ -63,6 +63,9 @@ pub struct SampleExtractor {
     post_filters: Vec<LabelFilterStage>,
     output: OutputLabels,
     hints: ParserHints,
+    /// Only line filters, no unwrap and no output labels (`sum(count_over_time({…} |=
+    /// "x" [1m]))`): a kept line is a sample of `{}`, with no label work at all.
+    label_free: bool,
 }
 
 /// Loki's parser hints for `agg` (its grouping includes a pushed-down `sum` grouping,
@@ -157,13 +160,24 @@ impl SampleExtractor {
         }
         let stages = CompiledStages::new(&agg.range.log.stages)?;
         let hints = parser_hints(agg, &stages, &post_filters, singleton);
+        let label_free = stages.line_filters_only
+            && post_filters.is_empty()
+            && !matches!(value, ValueSource::Unwrap { .. })
+            && matches!(&output, OutputLabels::By(names) if names.is_empty());
         Ok(SampleExtractor {
             stages,
             value,
             post_filters,
             output,
             hints,
+            label_free,
         })
+    }
+
+    /// Whether samples depend on entries' structured metadata; when not, a reader may
+    /// pass none.
+    pub fn reads_metadata(&self) -> bool {
+        !self.label_free
     }
 
     /// The per-stream extractor for a stream with these labels.
@@ -176,6 +190,7 @@ impl SampleExtractor {
             grouped: GroupInterner::default(),
             plain: None,
             names: Vec::new(),
+            empty: LabelSet::empty(),
         }
     }
 }
@@ -202,6 +217,7 @@ pub struct StreamSampleExtractor<'a> {
     /// The output labels of a line that only has the stream labels.
     plain: Option<LabelSet>,
     names: Vec<String>,
+    empty: LabelSet,
 }
 
 impl StreamSampleExtractor<'_> {
@@ -214,6 +230,16 @@ impl StreamSampleExtractor<'_> {
         structured_metadata: &[(&str, &str)],
     ) -> Option<(&LabelSet, f64)> {
         let extractor = self.extractor;
+        if !self.stages.prefilter(line) {
+            return None;
+        }
+        if extractor.label_free {
+            let value = match extractor.value {
+                ValueSource::LineBytes => line.len() as f64,
+                _ => 1.0,
+            };
+            return Some((&self.empty, value));
+        }
         self.labels.reset(structured_metadata);
         let line = self
             .stages

@@ -2,7 +2,7 @@
 //! values, and unescapes only strings that contain escapes. Its error texts are those of
 //! the Go `jsonparser` library Loki uses, because they show up in `__error_details__`.
 
-use super::labels::{sanitize_label_key, LineLabels, ERR_JSON};
+use super::labels::{is_valid_label_key, sanitize_label_key, LineLabels, ERR_JSON};
 use crate::ast::LabelExtraction;
 
 pub(crate) const MALFORMED_OBJECT: &str =
@@ -41,6 +41,21 @@ fn skip_ws(data: &[u8], mut i: usize) -> Option<usize> {
 /// `data[start]` is just after an opening quote: returns the index of the closing quote
 /// and whether the string has escapes.
 fn string_end(data: &[u8], start: usize) -> Option<(usize, bool)> {
+    // Keys and most values are short: a plain loop finds their end before a vectorised
+    // search would have started.
+    let short = data.len().min(start.saturating_add(24)).max(start);
+    for (off, &b) in data[start..short].iter().enumerate() {
+        match b {
+            b'"' => return Some((start + off, false)),
+            b'\\' => return string_end_slow(data, start),
+            _ => {}
+        }
+    }
+    // Neither a quote nor a backslash so far: go on from there.
+    string_end_slow(data, short)
+}
+
+fn string_end_slow(data: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     let mut i = start;
     while let Some(off) = memchr::memchr2(b'"', b'\\', &data[i..]) {
@@ -305,16 +320,22 @@ impl Walk<'_> {
     ) -> Result<(), &'static str> {
         match ty {
             ValueType::String | ValueType::Number | ValueType::Boolean => {
-                let plen = self.prefix.len();
-                self.prefix.push_str(key);
-                sanitize_label_key(self.prefix, self.name);
-                self.prefix.truncate(plen);
-                if !self.name.is_empty()
-                    && self.labels.may_extract(self.name)
-                    && !self.labels.parser_target_taken(self.name)
+                let name: &str = if self.prefix.is_empty() && is_valid_label_key(key) {
+                    // A top-level key that needs no sanitising: no copy.
+                    key
+                } else {
+                    let plen = self.prefix.len();
+                    self.prefix.push_str(key);
+                    sanitize_label_key(self.prefix, self.name);
+                    self.prefix.truncate(plen);
+                    self.name
+                };
+                if !name.is_empty()
+                    && self.labels.may_extract(name)
+                    && !self.labels.parser_target_taken(name)
                 {
                     write_value(raw, ty, escaped, self.value);
-                    self.labels.set_from_parser(self.name, self.value);
+                    self.labels.set_from_parser(name, self.value);
                 }
             }
             ValueType::Object => {
@@ -585,6 +606,26 @@ mod tests {
         assert_eq!(err.as_deref(), Some(UNKNOWN_VALUE_TYPE));
         let (_, err) = run(r#"{"a" 1}"#, &[]);
         assert_eq!(err.as_deref(), Some(MALFORMED_JSON));
+    }
+
+    #[test]
+    fn string_ends_short_and_long_with_escapes_anywhere() {
+        for (text, end, escaped) in [
+            (r#"ab" x"#, 2, false),
+            (r#"a\"b" x"#, 4, true),
+            (r#"0123456789012345678901234567890123" x"#, 34, false),
+            (r#"01234567890123456789012345678\"9" x"#, 32, true),
+            (r#"012345678901234567890123\\" x"#, 26, true),
+            ("\"", 0, false),
+        ] {
+            assert_eq!(
+                string_end(text.as_bytes(), 0),
+                Some((end, escaped)),
+                "{text}"
+            );
+        }
+        assert_eq!(string_end(b"0123456789012345678901234567890", 0), None);
+        assert_eq!(string_end(br#"abc\"#, 0), None);
     }
 
     #[test]

@@ -502,6 +502,11 @@ impl LineLabels {
 /// letter, digit or `_` into one `_`. Writes into `out` (cleared first).
 pub(crate) fn sanitize_label_key(key: &str, out: &mut String) {
     out.clear();
+    if is_valid_label_key(key) {
+        // The usual case, copied at once instead of rune by rune.
+        out.push_str(key);
+        return;
+    }
     let key = key.trim();
     if key.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         out.push('_');
@@ -513,6 +518,15 @@ pub(crate) fn sanitize_label_key(key: &str, out: &mut String) {
             out.push('_');
         }
     }
+}
+
+/// Whether `key` is already a valid label name, which [`sanitize_label_key`] leaves as is.
+#[inline]
+pub(crate) fn is_valid_label_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    !b.is_empty()
+        && !b[0].is_ascii_digit()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 /// The labels of one processed line, in the shapes the API needs.
@@ -737,9 +751,22 @@ impl GroupInterner {
         if names.is_empty() {
             return &self.empty;
         }
+        // Each value is looked up once, for the hash and the check.
+        const INLINE: usize = 8;
+        let mut inline: [Option<&str>; INLINE] = [None; INLINE];
+        let spilled: Vec<Option<&str>>;
+        let values: &[Option<&str>] = if names.len() <= INLINE {
+            for (slot, n) in inline.iter_mut().zip(names) {
+                *slot = labels.get(n);
+            }
+            &inline[..names.len()]
+        } else {
+            spilled = names.iter().map(|n| labels.get(n)).collect();
+            &spilled
+        };
         let mut h = FxHasher::default();
-        for n in names {
-            match labels.get(n) {
+        for v in values {
+            match v {
                 Some(v) => {
                     h.write(v.as_bytes());
                     h.write_u8(0xff);
@@ -751,7 +778,7 @@ impl GroupInterner {
         let found = self.by_hash.get(&hash).and_then(|ids| {
             ids.iter().copied().find(|&id| {
                 let set = &self.entries[id];
-                names.iter().all(|n| set.get(n) == labels.get(n))
+                names.iter().zip(values).all(|(n, v)| set.get(n) == *v)
             })
         });
         if let Some(id) = found {

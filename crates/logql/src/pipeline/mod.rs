@@ -158,6 +158,9 @@ pub(crate) struct CompiledStages {
     stages: Vec<CompiledStage>,
     touches_labels: bool,
     line_filters_only: bool,
+    /// How many stages at the start are line filters: they read only the raw line, so
+    /// they run before any label work ([`CompiledStages::prefilter`]).
+    leading_filters: usize,
 }
 
 impl CompiledStages {
@@ -170,10 +173,25 @@ impl CompiledStages {
         let line_filters_only = stages
             .iter()
             .all(|s| matches!(s, CompiledStage::LineFilter(_)));
+        let leading_filters = stages
+            .iter()
+            .take_while(|s| matches!(s, CompiledStage::LineFilter(_)))
+            .count();
         Ok(CompiledStages {
             stages,
             touches_labels,
             line_filters_only,
+            leading_filters,
+        })
+    }
+
+    /// Runs the leading line filters on the raw line: `false` when one drops it. Most
+    /// lines of a filtered query end here, before their labels are even set up.
+    #[inline]
+    pub(crate) fn prefilter(&self, line: &str) -> bool {
+        self.stages[..self.leading_filters].iter().all(|s| match s {
+            CompiledStage::LineFilter(f) => f.keep(line),
+            _ => true,
         })
     }
 
@@ -184,7 +202,8 @@ impl CompiledStages {
         }
     }
 
-    /// Runs the stages on one line; `None` when a filter drops it.
+    /// Runs the stages after the leading line filters (which [`CompiledStages::prefilter`]
+    /// has passed) on one line; `None` when a filter drops it.
     pub(crate) fn run<'l>(
         &mut self,
         ts: i64,
@@ -193,7 +212,7 @@ impl CompiledStages {
         names: &mut Vec<String>,
     ) -> Option<Cow<'l, str>> {
         let mut line = Cow::Borrowed(line);
-        for stage in &mut self.stages {
+        for stage in &mut self.stages[self.leading_filters..] {
             match stage {
                 CompiledStage::LineFilter(f) => {
                     if !f.keep(&line) {
@@ -321,15 +340,11 @@ impl StreamPipeline<'_> {
         line: &'l str,
         structured_metadata: &[(&str, &str)],
     ) -> Option<Processed<'l, '_>> {
+        if !self.stages.prefilter(line) {
+            return None;
+        }
         if structured_metadata.is_empty() && self.stages.line_filters_only {
             // The hot path: no label work at all.
-            for stage in &self.stages.stages {
-                if let CompiledStage::LineFilter(f) = stage {
-                    if !f.keep(line) {
-                        return None;
-                    }
-                }
-            }
             return Some(Processed {
                 line: Cow::Borrowed(line),
                 labels: &self.plain,

@@ -458,6 +458,47 @@ fn samples(agg: &RangeAgg, lines: &[&str]) -> Vec<(String, f64)> {
 }
 
 #[test]
+fn label_free_counts_ignore_metadata_and_others_read_it() {
+    let by_nothing = Some(Grouping {
+        without: false,
+        labels: vec![],
+    });
+    for op in [RangeOp::CountOverTime, RangeOp::BytesOverTime] {
+        let agg = range_agg(op, vec![contains("x")], None, by_nothing.clone());
+        let ex = SampleExtractor::new(&agg).unwrap();
+        assert!(!ex.reads_metadata());
+        let mut s = ex.for_stream(&api_stream());
+        let md = [("trace_id", "t1")];
+        let with: Vec<_> = ["x1", "no", "x22"]
+            .iter()
+            .filter_map(|l| s.process(1, l, &md).map(|(ls, v)| (ls.to_string(), v)))
+            .collect();
+        let want = match op {
+            RangeOp::CountOverTime => [1.0, 1.0],
+            _ => [2.0, 3.0],
+        };
+        let want: Vec<_> = want.iter().map(|&v| ("{}".to_string(), v)).collect();
+        assert_eq!(with, want);
+    }
+    // A grouping, a label stage or no grouping at all: metadata matters.
+    let by_level = Some(Grouping {
+        without: false,
+        labels: vec!["level".into()],
+    });
+    for (stages, grouping) in [
+        (vec![contains("x")], by_level),
+        (
+            vec![contains("x"), Stage::Parser(Parser::Unpack)],
+            by_nothing,
+        ),
+        (vec![contains("x")], None),
+    ] {
+        let agg = range_agg(RangeOp::CountOverTime, stages, None, grouping);
+        assert!(SampleExtractor::new(&agg).unwrap().reads_metadata());
+    }
+}
+
+#[test]
 fn count_and_bytes_samples() {
     let agg = range_agg(RangeOp::CountOverTime, vec![contains("x")], None, None);
     assert_eq!(
