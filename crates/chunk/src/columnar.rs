@@ -907,62 +907,49 @@ impl<'a> Col<'a> {
     }
 }
 
-/// Bytes past the end of the text that copies may overrun.
-const SLACK: usize = 32;
+/// Slack after dictionary and template arenas, so that short copies from them can read a
+/// fixed 16 bytes.
+const SLACK: usize = 16;
 
-/// The decoded text under construction. Short pieces are copied as fixed 16-byte chunks
-/// when the source has that many bytes left (a constant-size copy is two moves; a variable
-/// one is a libc call, which cost a quarter of decoding); the slack at the end of `buf`
-/// absorbs the overrun, and the next write overwrites it.
+/// The decoded text under construction. Short pieces are appended as fixed 16-byte chunks
+/// when the source has that many bytes left, then the overrun is cut off again: a
+/// constant-size copy is two moves, a variable one a libc call (which cost a quarter of
+/// decoding).
 pub(crate) struct Out {
     buf: Vec<u8>,
-    pos: usize,
 }
 
 impl Out {
     pub(crate) fn new() -> Self {
-        Out {
-            buf: Vec::new(),
-            pos: 0,
-        }
+        Out { buf: Vec::new() }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.pos
+        self.buf.len()
     }
 
-    /// Makes room for `len` more bytes plus the slack.
-    #[inline]
-    fn room(&mut self, len: usize) -> Result<()> {
-        if self.pos.saturating_add(len).saturating_add(SLACK) > self.buf.len() {
-            self.grow(len)?;
-        }
-        Ok(())
-    }
-
-    #[cold]
-    fn grow(&mut self, len: usize) -> Result<()> {
-        let need = self.pos.saturating_add(len);
-        if need > MAX_TEXT {
+    /// Fails if `len` more bytes would pass the text limit.
+    #[inline(always)]
+    fn check(&self, len: usize) -> Result<()> {
+        if len > MAX_TEXT - self.buf.len() {
             return Err(Error::TooLarge {
                 what: "decoded block text",
-                len: need as u64,
+                len: self.buf.len().saturating_add(len) as u64,
                 limit: MAX_TEXT as u64,
             });
         }
-        let size = need.max(self.buf.len() * 2).min(MAX_TEXT) + SLACK;
-        self.buf.resize(size, 0);
         Ok(())
     }
 
     /// Appends `src[start..start + len]`.
     #[inline(always)]
     fn copy(&mut self, src: &[u8], start: usize, len: usize) -> Result<()> {
-        self.room(len)?;
+        self.check(len)?;
         if len <= 16 {
             if let Some(chunk) = src.get(start..start.saturating_add(16)) {
-                self.buf[self.pos..self.pos + 16].copy_from_slice(chunk);
-                self.pos += len;
+                let at = self.buf.len();
+                self.buf.extend_from_slice(chunk);
+                self.buf.truncate(at + len);
                 return Ok(());
             }
         }
@@ -970,8 +957,7 @@ impl Out {
             .checked_add(len)
             .and_then(|end| src.get(start..end))
             .ok_or_else(|| Error::corrupt(WHAT, "string past its column"))?;
-        self.buf[self.pos..self.pos + len].copy_from_slice(piece);
-        self.pos += len;
+        self.buf.extend_from_slice(piece);
         Ok(())
     }
 
@@ -983,28 +969,29 @@ impl Out {
             4041424344454647484950515253545556575859\
             6061626364656667686970717273747576777879\
             8081828384858687888990919293949596979899";
-        self.room(20)?;
-        if v < 0 {
-            self.buf[self.pos] = b'-';
-            self.pos += 1;
-        }
+        // Digits end at 24 and the buffer runs 16 bytes further, for the fixed-size copy.
+        let mut buf = [0u8; 40];
+        let mut start = 24;
         let mut u = v.unsigned_abs();
-        let digits = u.checked_ilog10().map_or(1, |l| l as usize + 1);
-        let mut end = self.pos + digits;
         while u >= 100 {
             let r = (u % 100) as usize * 2;
             u /= 100;
-            end -= 2;
-            self.buf[end..end + 2].copy_from_slice(&PAIRS[r..r + 2]);
+            start -= 2;
+            buf[start..start + 2].copy_from_slice(&PAIRS[r..r + 2]);
         }
         if u >= 10 {
             let r = u as usize * 2;
-            self.buf[end - 2..end].copy_from_slice(&PAIRS[r..r + 2]);
+            start -= 2;
+            buf[start..start + 2].copy_from_slice(&PAIRS[r..r + 2]);
         } else {
-            self.buf[end - 1] = b'0' + u as u8;
+            start -= 1;
+            buf[start] = b'0' + u as u8;
         }
-        self.pos += digits;
-        Ok(())
+        if v < 0 {
+            start -= 1;
+            buf[start] = b'-';
+        }
+        self.copy(&buf, start, 24 - start)
     }
 
     /// `bytes` as lowercase hex.
@@ -1020,18 +1007,24 @@ impl Out {
             }
             t
         };
-        self.room(bytes.len() * 2)?;
-        let dst = &mut self.buf[self.pos..self.pos + bytes.len() * 2];
-        for (d, &b) in dst.chunks_exact_mut(2).zip(bytes) {
-            d.copy_from_slice(&HEX[usize::from(b)]);
+        self.check(bytes.len() * 2)?;
+        // Eight bytes at a time through a fixed-size buffer: one append per 16 digits.
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut digits = [0u8; 16];
+            for (d, &b) in digits.chunks_exact_mut(2).zip(chunk) {
+                d.copy_from_slice(&HEX[usize::from(b)]);
+            }
+            self.buf.extend_from_slice(&digits);
         }
-        self.pos += bytes.len() * 2;
+        for &b in chunks.remainder() {
+            self.buf.extend_from_slice(&HEX[usize::from(b)]);
+        }
         Ok(())
     }
 
     /// The text, checked to be UTF-8.
-    pub(crate) fn into_string(mut self) -> Result<String> {
-        self.buf.truncate(self.pos);
+    pub(crate) fn into_string(self) -> Result<String> {
         String::from_utf8(self.buf)
             .map_err(|e| Error::corrupt(WHAT, format!("text is not utf-8: {}", e.utf8_error())))
     }
@@ -1047,7 +1040,8 @@ pub(crate) fn decode_lines(
     bounds: &mut Vec<u32>,
 ) -> Result<()> {
     let total = c.uvarint_len(MAX_TEXT)?;
-    out.room(total)?;
+    // A hint only: `total` is checked against the lines at the end.
+    out.buf.reserve(total + SLACK);
     let t = c.uvarint_len(MAX_TEMPLATES)?;
     // All literal pieces in one arena with slack, so that they take the fast copy.
     let mut arena = Vec::new();
