@@ -143,6 +143,10 @@ impl BlockBuilder {
 
     /// The columnar layout, if the lines split into few templates.
     fn columnar_raw(&self) -> Option<Vec<u8>> {
+        // Column spans are u32 offsets (blocks are capped far below this anyway).
+        if self.lines.len() + self.metadata_text.len() > u32::MAX as usize {
+            return None;
+        }
         let lines = columnar::encode_lines(&self.lines, &self.line_ends)?;
         let mut raw = Vec::with_capacity(
             lines.exceptions.len() + self.ts_column.len() + lines.section.len() + 64,

@@ -174,6 +174,9 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 /// Up to this many distinct values a dictionary is searched linearly: faster than hashing.
 const SMALL_DICT: usize = 8;
+/// Past this many distinct values, a dictionary gives up once most values are new: such a
+/// column (ids, counters) is better split or packed, and hashing it is wasted work.
+const DICT_SAMPLE: usize = 64;
 
 /// Codes values in order of first appearance, giving up past [`MAX_DICT`] distinct ones.
 struct Dict<K> {
@@ -189,9 +192,10 @@ impl<K: Copy + Eq + std::hash::Hash> Dict<K> {
         }
     }
 
-    /// The value's code, or `None` once there are too many distinct values.
+    /// The code of the value at position `i` of its column, or `None` once there are too
+    /// many distinct values.
     #[inline]
-    fn code(&mut self, v: K) -> Option<u32> {
+    fn code(&mut self, i: usize, v: K) -> Option<u32> {
         if self.values.len() <= SMALL_DICT {
             if let Some(p) = self.values.iter().position(|e| *e == v) {
                 return Some(p as u32);
@@ -201,7 +205,8 @@ impl<K: Copy + Eq + std::hash::Hash> Dict<K> {
         }
         let code = self.values.len() as u32;
         self.values.push(v);
-        if self.values.len() > MAX_DICT {
+        let distinct = self.values.len();
+        if distinct > MAX_DICT || (distinct > DICT_SAMPLE && distinct * 2 > i + 1) {
             return None;
         }
         if self.values.len() > SMALL_DICT {
@@ -468,14 +473,18 @@ fn put_int_column(out: &mut Vec<u8>, vals: &[i64]) {
     let mut codes = Vec::new();
     if w_for.min(w_delta) > 2 && n >= 16 {
         codes.reserve(n);
-        for &v in vals {
-            match dict.code(v) {
+        let mut complete = true;
+        for (i, &v) in vals.iter().enumerate() {
+            match dict.code(i, v) {
                 Some(c) => codes.push(c),
-                None => break,
+                None => {
+                    complete = false;
+                    break;
+                }
             }
         }
         let dict_values = &dict.values;
-        if dict_values.len() <= MAX_DICT {
+        if complete {
             let w = width(dict_values.len() as u64 - 1);
             let cost = n as u64 * u64::from(w) + dict_values.len() as u64 * 24;
             if cost < best.0 {
@@ -528,14 +537,18 @@ fn put_str_column(out: &mut Vec<u8>, text: &[u8], spans: &[(u32, u32)], top: boo
     }
     let mut dict = Dict::new();
     let mut codes: Vec<u32> = Vec::with_capacity(spans.len());
-    for span in spans {
-        match dict.code(value(span)) {
+    let mut complete = true;
+    for (i, span) in spans.iter().enumerate() {
+        match dict.code(i, value(span)) {
             Some(c) => codes.push(c),
-            None => break,
+            None => {
+                complete = false;
+                break;
+            }
         }
     }
     let entries = &dict.values;
-    if entries.len() <= MAX_DICT {
+    if complete {
         out.push(MODE_DICT);
         put_uvarint(out, entries.len() as u64);
         for e in entries {
