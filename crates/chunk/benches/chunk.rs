@@ -1,4 +1,6 @@
-//! Chunk encode and decode throughput over ~10 MB of realistic JSON access-log lines.
+//! Chunk encode and decode throughput over ~10 MB of realistic JSON access-log lines, in two
+//! shapes: `nginx` (varied fields) and `bench` (the shape of `fenrir-bench`'s workload, with
+//! `detected_level` metadata as ingest adds it). Prints each shape's compression ratio.
 //!
 //! `cargo bench -p fenrir-chunk --bench chunk`
 
@@ -61,26 +63,93 @@ fn access_log_lines() -> Vec<(i64, String)> {
     lines
 }
 
-fn encode(lines: &[(i64, String)], level: i32) -> Vec<u8> {
+/// Lines shaped like `fenrir-bench`'s (`loki_bench.py`'s) workload, one stream's worth:
+/// a counter, levels tied to the status, a 128-bit request id.
+fn bench_workload_lines() -> Vec<(i64, String, &'static str)> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut lines = Vec::new();
+    let mut total = 0;
+    let mut i = 0u64;
+    while total < TOTAL_RAW {
+        let status = [200, 200, 200, 200, 201, 204, 301, 400, 404, 500][next(10) as usize];
+        let level = if status >= 500 {
+            "ERROR"
+        } else {
+            ["INFO", "INFO", "INFO", "DEBUG", "WARN"][next(5) as usize]
+        };
+        let msg = ["request completed", "LOG", "cache miss", "upstream slow"][next(4) as usize];
+        let method = ["GET", "GET", "POST", "PUT", "DELETE"][next(5) as usize];
+        let resource = ["users", "orders", "search", "items"][next(4) as usize];
+        let line = format!(
+            r#"{{"ts":{i},"level":"{level}","logger":"com.example.http.AccessLog","msg":"{msg}","method":"{method}","url":"/api/{resource}/{}","status":{status},"duration_ms":{},"bytes":{},"user":"u{}","request_id":"{:016x}{:016x}"}}"#,
+            1 + next(100_000),
+            1 + next(2000),
+            next(90_001),
+            1 + next(5000),
+            next(u64::MAX),
+            next(u64::MAX),
+        );
+        total += line.len();
+        let detected = match level {
+            "ERROR" => "error",
+            "WARN" => "warn",
+            "DEBUG" => "debug",
+            _ => "info",
+        };
+        lines.push((
+            1_700_000_000_000_000_000 + i as i64 * 36_000_000,
+            line,
+            detected,
+        ));
+        i += 1;
+    }
+    lines
+}
+
+fn encode(lines: &[(i64, String, &str)], level: i32) -> Vec<u8> {
     let labels = LabelSet::from_pairs([("app", "nginx"), ("env", "prod")]);
     let mut b = ChunkBuilder::new(&labels, DEFAULT_BLOCK_TARGET_RAW);
-    for (ts, line) in lines {
-        b.push(*ts, line, &[]);
+    for (ts, line, detected) in lines {
+        if detected.is_empty() {
+            b.push_entry(*ts, line, std::iter::empty());
+        } else {
+            b.push_entry(*ts, line, [("detected_level", *detected)]);
+        }
     }
     b.finish(level).unwrap().bytes
 }
 
 fn bench(c: &mut Criterion) {
-    let lines = access_log_lines();
-    let raw: usize = lines.iter().map(|(_, l)| l.len()).sum();
-    let mut group = c.benchmark_group("chunk");
+    let nginx: Vec<_> = access_log_lines()
+        .into_iter()
+        .map(|(ts, l)| (ts, l, ""))
+        .collect();
+    for (shape, lines) in [("nginx", nginx), ("bench", bench_workload_lines())] {
+        bench_shape(c, shape, &lines);
+    }
+}
+
+fn bench_shape(c: &mut Criterion, shape: &str, lines: &[(i64, String, &str)]) {
+    let raw: usize = lines.iter().map(|(_, l, _)| l.len()).sum();
+    let mut group = c.benchmark_group(format!("chunk/{shape}"));
     group.sample_size(10);
     group.throughput(Throughput::Bytes(raw as u64));
     for level in [1, 3] {
+        let bytes = encode(lines, level);
+        eprintln!(
+            "{shape} level {level}: {raw} bytes of lines -> {} bytes ({:.2}x)",
+            bytes.len(),
+            raw as f64 / bytes.len() as f64
+        );
         group.bench_with_input(BenchmarkId::new("encode", level), &level, |b, &level| {
-            b.iter(|| encode(black_box(&lines), level))
+            b.iter(|| encode(black_box(lines), level))
         });
-        let bytes = encode(&lines, level);
         group.bench_with_input(BenchmarkId::new("decode", level), &bytes, |b, bytes| {
             b.iter(|| {
                 let reader = ChunkReader::open(black_box(bytes)).unwrap();
@@ -88,6 +157,7 @@ fn bench(c: &mut Criterion) {
                 for i in 0..reader.blocks().len() {
                     let block = reader.decode_block(i).unwrap();
                     seen += block.iter().map(|e| e.line.len()).sum::<usize>();
+                    black_box(&block);
                 }
                 assert_eq!(seen, raw);
             })

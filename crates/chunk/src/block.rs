@@ -1,6 +1,6 @@
 //! One block's raw (uncompressed) layout, its builder and its decoded, borrowing view.
 //!
-//! Raw block, version 1:
+//! Raw block, row-wise (flag COLUMNAR clear; the only layout of chunk version 1):
 //! ```text
 //! text      every line concatenated, then every metadata name and value, in entry order
 //! columns   uvarint entry count
@@ -12,12 +12,31 @@
 //! ```
 //! Keeping all text first lets a decoder turn the decompressed buffer into one `String` with a
 //! single UTF-8 check and hand out `&str` slices without per-line allocation.
+//!
+//! Raw block, columnar (flag COLUMNAR, chunk version 2), chosen by the builder when it is
+//! clearly smaller (lines that share templates, see `columnar.rs`):
+//! ```text
+//! text      the lines kept whole (exceptions), concatenated
+//! columns   uvarint entry count, timestamps as above
+//!           the columnar line section
+//!           only if flag HAS_METADATA: the columnar metadata section
+//! tail      u32 text length, u8 flags
+//! ```
+//! Decoding rebuilds the same text as the row-wise layout into one fresh buffer (lines, then
+//! metadata), so both layouts give the same `DecodedBlock`.
 
 use crate::codec::{put_uvarint, zigzag, Cursor};
+use crate::columnar;
 use crate::{Error, Result};
 
 const HAS_METADATA: u8 = 0x01;
-const KNOWN_FLAGS: u8 = HAS_METADATA;
+const COLUMNAR: u8 = 0x02;
+const KNOWN_FLAGS: u8 = HAS_METADATA | COLUMNAR;
+/// A columnar block is used when its raw size is below this share of the row-wise one (in
+/// tenths): bit-packed columns barely compress further, row-wise text compresses 4-5×.
+const COLUMNAR_MAX_TENTHS: usize = 6;
+/// Most metadata pairs a block may claim (a row-wise block spends at least two bytes on each).
+const MAX_PAIRS: usize = crate::chunk::MAX_BLOCK_RAW_LEN / 2;
 const TAIL_LEN: usize = 5;
 const WHAT: &str = "block";
 
@@ -37,6 +56,7 @@ pub(crate) struct BlockBuilder {
     metadata_text: Vec<u8>,
     ts_column: Vec<u8>,
     len_column: Vec<u8>,
+    line_ends: Vec<u32>,
     // One zero byte per entry until some entry has metadata; dropped at seal time if none does.
     metadata_column: Vec<u8>,
     has_metadata: bool,
@@ -68,6 +88,8 @@ impl BlockBuilder {
         self.entries += 1;
         put_uvarint(&mut self.len_column, line.len() as u64);
         self.lines.extend_from_slice(line.as_bytes());
+        // Blocks over MAX_BLOCK_RAW_LEN (64 MiB) are refused, so offsets fit in u32.
+        self.line_ends.push(self.lines.len() as u32);
         put_uvarint(&mut self.metadata_column, structured_metadata.len() as u64);
         let mut metadata_bytes = 0;
         for (name, value) in structured_metadata {
@@ -101,9 +123,67 @@ impl BlockBuilder {
             + 5
     }
 
-    /// Produces the raw block and resets the builder for the next one.
+    /// Produces the raw block, columnar when that pays, and resets the builder for the next.
     pub(crate) fn seal(&mut self) -> SealedBlock {
         let taken = std::mem::take(self);
+        let raw = taken.columnar().unwrap_or_else(|| taken.row_wise());
+        SealedBlock {
+            raw,
+            min_ts: taken.min_ts,
+            max_ts: taken.max_ts,
+            entries: taken.entries,
+        }
+    }
+
+    /// The columnar layout, if the lines split into few templates and it is clearly smaller.
+    fn columnar(&self) -> Option<Vec<u8>> {
+        let raw = self.columnar_raw()?;
+        ((raw.len() * 10) < self.encoded_len() * COLUMNAR_MAX_TENTHS).then_some(raw)
+    }
+
+    /// The columnar layout, if the lines split into few templates.
+    fn columnar_raw(&self) -> Option<Vec<u8>> {
+        // Column spans are u32 offsets (blocks are capped far below this anyway).
+        if self.lines.len() + self.metadata_text.len() > u32::MAX as usize {
+            return None;
+        }
+        let lines = columnar::encode_lines(&self.lines, &self.line_ends)?;
+        let mut raw = Vec::with_capacity(
+            lines.exceptions.len() + self.ts_column.len() + lines.section.len() + 64,
+        );
+        raw.extend_from_slice(&lines.exceptions);
+        let text_len = raw.len();
+        put_uvarint(&mut raw, u64::from(self.entries));
+        raw.extend_from_slice(&self.ts_column);
+        raw.extend_from_slice(&lines.section);
+        let mut flags = COLUMNAR;
+        if self.has_metadata {
+            let n = self.entries as usize;
+            let (mut counts, mut names, mut values) = (Vec::with_capacity(n), vec![], vec![]);
+            let mut c = Cursor::new(&self.metadata_column, WHAT);
+            let mut at = 0u32;
+            for _ in 0..n {
+                // Our own varints: they cannot fail.
+                let pairs = c.uvarint().ok()?;
+                counts.push(pairs as i64);
+                for _ in 0..pairs {
+                    let name = c.uvarint().ok()? as u32;
+                    let value = c.uvarint().ok()? as u32;
+                    names.push((at, name));
+                    values.push((at + name, value));
+                    at += name + value;
+                }
+            }
+            columnar::encode_metadata(&mut raw, &self.metadata_text, &counts, &names, &values);
+            flags |= HAS_METADATA;
+        }
+        raw.extend_from_slice(&(text_len as u32).to_le_bytes());
+        raw.push(flags);
+        Some(raw)
+    }
+
+    fn row_wise(&self) -> Vec<u8> {
+        let taken = self;
         let mut raw = Vec::with_capacity(taken.encoded_len());
         raw.extend_from_slice(&taken.lines);
         raw.extend_from_slice(&taken.metadata_text);
@@ -119,12 +199,7 @@ impl BlockBuilder {
         // Text over 4 GiB cannot happen: blocks over MAX_BLOCK_RAW_LEN are refused before use.
         raw.extend_from_slice(&(text_len as u32).to_le_bytes());
         raw.push(flags);
-        SealedBlock {
-            raw,
-            min_ts: taken.min_ts,
-            max_ts: taken.max_ts,
-            entries: taken.entries,
-        }
+        raw
     }
 }
 
@@ -169,6 +244,14 @@ impl DecodedBlock {
         if text_len > columns_end {
             return Err(Error::corrupt(WHAT, "text length past the columns"));
         }
+        if flags & COLUMNAR != 0 {
+            return Self::decode_columnar(
+                &raw[..text_len],
+                &raw[text_len..columns_end],
+                flags,
+                expected,
+            );
+        }
         let columns = raw[text_len..columns_end].to_vec();
         raw.truncate(text_len);
         let text = String::from_utf8(raw)
@@ -183,16 +266,7 @@ impl DecodedBlock {
                 format!("{count} entries, directory says {}", expected.entries),
             ));
         }
-        let mut ts = Vec::with_capacity(count);
-        let mut prev = 0i64;
-        for i in 0..count {
-            let v = c.ivarint()?;
-            prev = if i == 0 { v } else { prev.wrapping_add(v) };
-            if prev < expected.min_ts || prev > expected.max_ts {
-                return Err(Error::corrupt(WHAT, "timestamp outside the block's range"));
-            }
-            ts.push(prev);
-        }
+        let ts = timestamps(&mut c, count, expected)?;
 
         let mut offset = 0usize;
         let mut line_bounds = Vec::with_capacity(count + 1);
@@ -225,6 +299,56 @@ impl DecodedBlock {
         c.finish()?;
         if offset != text.len() {
             return Err(Error::corrupt(WHAT, "columns do not cover the text"));
+        }
+        Ok(DecodedBlock {
+            text,
+            ts,
+            line_bounds,
+            metadata_pairs,
+            metadata_bounds,
+        })
+    }
+
+    /// Rebuilds a columnar block's text: lines from templates and columns (or the text
+    /// region, for lines kept whole), then metadata.
+    fn decode_columnar(
+        exceptions: &[u8],
+        columns: &[u8],
+        flags: u8,
+        expected: &Expected,
+    ) -> Result<Self> {
+        let mut c = Cursor::new(columns, WHAT);
+        // Every entry takes at least one byte of timestamp.
+        let count = c.uvarint_len(columns.len())?;
+        if count != expected.entries as usize {
+            return Err(Error::corrupt(
+                WHAT,
+                format!("{count} entries, directory says {}", expected.entries),
+            ));
+        }
+        let ts = timestamps(&mut c, count, expected)?;
+        let mut out = columnar::Out::new();
+        let mut line_bounds = Vec::with_capacity(count + 1);
+        line_bounds.push(0);
+        columnar::decode_lines(&mut c, count, exceptions, &mut out, &mut line_bounds)?;
+        let mut metadata_pairs = Vec::new();
+        let mut metadata_bounds = Vec::new();
+        if flags & HAS_METADATA != 0 {
+            columnar::decode_metadata(
+                &mut c,
+                count,
+                MAX_PAIRS,
+                &mut out,
+                &mut metadata_pairs,
+                &mut metadata_bounds,
+            )?;
+        }
+        c.finish()?;
+        let text = out.into_string()?;
+        // Slicing at a bound inside a character would panic later.
+        let inside_char = |b: &u32| !text.is_char_boundary(*b as usize);
+        if line_bounds.iter().any(inside_char) || metadata_bounds.iter().any(inside_char) {
+            return Err(Error::corrupt(WHAT, "string bound inside a character"));
         }
         Ok(DecodedBlock {
             text,
@@ -288,6 +412,21 @@ impl<'a> IntoIterator for &'a DecodedBlock {
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
+}
+
+/// The timestamp column: the first value, then deltas, each within the directory's range.
+fn timestamps(c: &mut Cursor<'_>, count: usize, expected: &Expected) -> Result<Vec<i64>> {
+    let mut ts = Vec::with_capacity(count);
+    let mut prev = 0i64;
+    for i in 0..count {
+        let v = c.ivarint()?;
+        prev = if i == 0 { v } else { prev.wrapping_add(v) };
+        if prev < expected.min_ts || prev > expected.max_ts {
+            return Err(Error::corrupt(WHAT, "timestamp outside the block's range"));
+        }
+        ts.push(prev);
+    }
+    Ok(ts)
 }
 
 /// Moves `offset` over `len` bytes of `text`, which must end on a character boundary.
@@ -593,6 +732,214 @@ mod tests {
         }
         for len in 0..good.len() {
             assert!(DecodedBlock::decode(good[..len].to_vec(), &expected).is_err());
+        }
+    }
+
+    fn expected_of(b: &BlockBuilder) -> Expected {
+        Expected {
+            entries: b.entries,
+            min_ts: b.min_ts,
+            max_ts: b.max_ts,
+        }
+    }
+
+    /// Builds a block from `entries` and checks that both the forced columnar layout (when
+    /// the lines split) and whatever `seal` picks decode to exactly the entries.
+    fn check_round_trip(entries: &[TestEntry<'_>]) -> std::result::Result<bool, TestCaseError> {
+        let mut b = BlockBuilder::default();
+        for (ts, line, md) in entries {
+            b.push(*ts, line, md.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        }
+        let expected = expected_of(&b);
+        let columnar = b.columnar_raw();
+        let was_columnar = columnar.is_some();
+        let sealed = b.seal();
+        let mut raws = vec![sealed.raw];
+        raws.extend(columnar);
+        for raw in raws {
+            let block = DecodedBlock::decode(raw, &expected).unwrap();
+            prop_assert_eq!(block.len(), entries.len());
+            for (got, (ts, line, md)) in block.iter().zip(entries) {
+                prop_assert_eq!(got.ts, *ts);
+                prop_assert_eq!(got.line, *line);
+                prop_assert_eq!(&got.structured_metadata.to_vec(), md);
+            }
+        }
+        Ok(was_columnar)
+    }
+
+    fn json_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string()),
+            (0u32..1000).prop_map(|v| v.to_string()),
+            "-?0[0-9]{1,3}|-0|[0-9]{19,22}",
+            "\"[a-z0-9 ]{0,10}\"",
+            r#""(\\\\|\\"|\\u00e9|\\n|[a-zé日 :=,{}])*""#,
+            "\"[0-9a-f]{8}\"|\"[0-9a-f]{32}\"|\"[0-9A-F]{8}\"",
+            "\"/api/[a-z]{1,5}/(0|[1-9][0-9]{0,5})\"|\"u[0-9]{1,5}x?\"",
+            "true|false|null|-?[0-9]{1,3}\\.[0-9]{1,3}(e[+-]?[0-9])?",
+            "\\[1, 2\\]|\\{\"n\":1\\}",
+        ]
+    }
+
+    fn json_line() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec!["ts", "level", "msg", "a b", "é", "dup", "x\\\"y", ""]);
+        let sep = prop::sample::select(vec![":", ": ", " :", "="]);
+        let field = (key, sep, json_value());
+        (
+            prop::collection::vec(field, 0..6),
+            prop::sample::select(vec![",", ", "]),
+        )
+            .prop_map(|(fields, comma)| {
+                let body: Vec<String> = fields
+                    .iter()
+                    .map(|(k, s, v)| format!("\"{k}\"{s}{v}"))
+                    .collect();
+                format!("{{{}}}", body.join(comma))
+            })
+    }
+
+    fn any_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => json_line(),
+            2 => "\\PC{0,30}",
+            1 => "(level=(info|warn) )?msg=\"[a-z =\\\\\"]{0,12}\" took=[0-9]{1,3}ms",
+            1 => Just(String::new()),
+            1 => Just("{\"unterminated\":\"x".to_owned()),
+        ]
+    }
+
+    fn with_metadata() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["detected_level", "trace_id", ""])
+                    .prop_map(str::to_owned),
+                "(info|warn|[a-f0-9]{0,6}|\\PC{0,3})",
+            ),
+            0..3,
+        )
+    }
+
+    #[test]
+    fn access_log_blocks_are_columnar_and_round_trip() {
+        let lines: Vec<String> = (0..2000u64)
+            .map(|i| {
+                let r = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                format!(
+                    r#"{{"ts":{i},"level":"{}","url":"/api/{}/{}","status":{},"bytes":{},"user":"u{}","rid":"{:016x}{:016x}","f":{}.5}}"#,
+                    ["INFO", "WARN", "ERROR"][(r % 3) as usize],
+                    ["users", "items"][(r >> 8) as usize % 2],
+                    (r >> 12) % 100_000,
+                    [200, 404, 500][(r >> 20) as usize % 3],
+                    (r >> 24) % 90_000,
+                    (r >> 40) % 5000,
+                    r,
+                    r.rotate_left(17),
+                    (r >> 33) % 1000,
+                )
+            })
+            .collect();
+        let mut b = BlockBuilder::default();
+        let md = [("detected_level", "info")];
+        for (i, line) in lines.iter().enumerate() {
+            b.push(i as i64 * 1000, line, md.iter().copied());
+        }
+        let expected = expected_of(&b);
+        let row_len = b.encoded_len();
+        let sealed = b.seal();
+        assert_eq!(*sealed.raw.last().unwrap(), COLUMNAR | HAS_METADATA);
+        assert!(
+            sealed.raw.len() * 5 < row_len,
+            "{} of {row_len}",
+            sealed.raw.len()
+        );
+        let block = DecodedBlock::decode(sealed.raw, &expected).unwrap();
+        for (got, line) in block.iter().zip(&lines) {
+            assert_eq!(got.line, line);
+            assert_eq!(got.structured_metadata.get("detected_level"), Some("info"));
+        }
+    }
+
+    proptest! {
+        // Blocks of hundreds of lines: fewer cases keep the suite quick.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_lines_round_trip(
+            lines in prop::collection::vec((any_line(), with_metadata(), 0i64..3), 1..60),
+        ) {
+            let mut ts = 0;
+            let entries: Vec<TestEntry<'_>> = lines
+                .iter()
+                .map(|(line, md, step)| {
+                    ts += step;
+                    (ts, line.as_str(), md.clone())
+                })
+                .collect();
+            check_round_trip(&entries)?;
+        }
+
+        #[test]
+        fn json_lines_round_trip_through_columns(
+            lines in prop::collection::vec((json_line(), with_metadata()), 1..60),
+        ) {
+            let entries: Vec<TestEntry<'_>> =
+                lines.iter().map(|(l, md)| (7, l.as_str(), md.clone())).collect();
+            prop_assert!(check_round_trip(&entries)?);
+        }
+
+        // Hundreds of values per slot: past the dictionaries, into the number split, hex
+        // and raw strings.
+        #[test]
+        fn many_values_per_slot_round_trip(
+            values in prop::collection::vec(json_value(), 1..700),
+            key in prop::sample::select(vec!["k", "url", ""]),
+        ) {
+            let lines: Vec<String> = values.iter().map(|v| format!("{{\"{key}\":{v}}}")).collect();
+            let entries: Vec<TestEntry<'_>> =
+                lines.iter().map(|l| (1, l.as_str(), Vec::new())).collect();
+            check_round_trip(&entries)?;
+        }
+
+        #[test]
+        fn mutated_columnar_blocks_never_panic(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in 0usize..4,
+        ) {
+            let mut b = BlockBuilder::default();
+            for i in 0..300i64 {
+                let line = format!(r#"{{"n":{},"s":"v{}","h":"{:08x}","u":"/a/{}"}}"#, i * 7, i % 3, i * 977, i * 13);
+                let md = [("lvl", ["a", "b"][i as usize % 2])];
+                b.push(i, &line, md.iter().copied());
+            }
+            b.push(300, "whole line", std::iter::empty());
+            let expected = expected_of(&b);
+            let mut raw = b.columnar_raw().unwrap();
+            for (at, byte) in edits {
+                let i = at.index(raw.len());
+                raw[i] = byte;
+            }
+            raw.truncate(raw.len() - cut);
+            if let Ok(block) = DecodedBlock::decode(raw, &expected) {
+                for e in block.iter().rev() {
+                    let _ = e.structured_metadata.to_vec();
+                    prop_assert!(e.ts >= 0 && e.ts <= 300);
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_as_a_columnar_block_never_panic(
+            mut raw in prop::collection::vec(any::<u8>(), 0..400),
+            text_len in 0u32..64,
+            metadata in any::<bool>(),
+        ) {
+            raw.extend_from_slice(&text_len.to_le_bytes());
+            raw.push(COLUMNAR | if metadata { HAS_METADATA } else { 0 });
+            let expected = Expected { entries: 3, min_ts: i64::MIN, max_ts: i64::MAX };
+            if let Ok(block) = DecodedBlock::decode(raw, &expected) {
+                prop_assert_eq!(block.iter().count(), 3);
+            }
         }
     }
 

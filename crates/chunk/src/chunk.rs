@@ -1,6 +1,7 @@
 //! The chunk: one stream's entries, time-ordered, in independently compressed blocks.
 //!
-//! Layout, version 1 (integers little-endian):
+//! Layout, version 2 (integers little-endian; version 1 is the same but its blocks are never
+//! columnar, see `block.rs`):
 //! ```text
 //! header     magic "FNRC", u8 version, u8 flags (0), u16 reserved (0), u64 fingerprint,
 //!            i64 min ts, i64 max ts, u32 entries, u32 blocks, u64 raw bytes,
@@ -20,7 +21,9 @@ use crate::codec::{crc, put_i64, put_u32, put_u64, Cursor};
 use crate::{Error, Result};
 
 const MAGIC: [u8; 4] = *b"FNRC";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// Oldest version this build reads.
+const MIN_VERSION: u8 = 1;
 const HEADER_LEN: usize = 52;
 const FOOTER_LEN: usize = 12;
 const BLOCK_CRC_LEN: usize = 4;
@@ -179,7 +182,7 @@ impl ChunkBuilder {
         };
 
         let mut out = Vec::with_capacity(HEADER_LEN + self.raw_bytes / 4);
-        put_header(&mut out, &meta, self.sealed.len());
+        put_header(&mut out, VERSION, &meta, self.sealed.len());
 
         let mut directory = Vec::with_capacity(self.sealed.len() * DIR_ENTRY_MIN_LEN);
         for block in &self.sealed {
@@ -228,6 +231,8 @@ impl EncodedChunk {
         let mut blocks = 0usize;
         let mut stored = 0usize;
         let mut prev_max = i64::MIN;
+        // Version 1 blocks are valid version 2 blocks; the reverse is not true.
+        let version = readers.iter().map(|r| r.version).max().unwrap_or(VERSION);
         for r in &readers {
             let m = r.meta();
             if m.fingerprint != first.fingerprint {
@@ -256,7 +261,7 @@ impl EncodedChunk {
         };
         let mut out =
             Vec::with_capacity(HEADER_LEN + stored + blocks * DIR_ENTRY_MIN_LEN + FOOTER_LEN);
-        put_header(&mut out, &meta, blocks);
+        put_header(&mut out, version, &meta, blocks);
         let mut directory = Vec::with_capacity(blocks * DIR_ENTRY_MIN_LEN);
         for r in &readers {
             for b in r.blocks() {
@@ -277,9 +282,9 @@ impl EncodedChunk {
     }
 }
 
-fn put_header(out: &mut Vec<u8>, meta: &ChunkMeta, blocks: usize) {
+fn put_header(out: &mut Vec<u8>, version: u8, meta: &ChunkMeta, blocks: usize) {
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&[VERSION, 0, 0, 0]);
+    out.extend_from_slice(&[version, 0, 0, 0]);
     put_u64(out, meta.fingerprint);
     put_i64(out, meta.min_ts);
     put_i64(out, meta.max_ts);
@@ -311,6 +316,7 @@ fn put_directory_and_footer(out: &mut Vec<u8>, directory: &[u8]) {
 #[derive(Debug, Clone)]
 pub struct ChunkReader<'a> {
     bytes: &'a [u8],
+    version: u8,
     meta: ChunkMeta,
     blocks: Vec<BlockMeta>,
 }
@@ -329,6 +335,7 @@ impl<'a> ChunkReader<'a> {
         let directory = ChunkDirectory::parse(&bytes[..HEADER_LEN], bytes, bytes.len() as u64)?;
         Ok(ChunkReader {
             bytes,
+            version: bytes[4],
             meta: directory.meta,
             blocks: directory.blocks,
         })
@@ -402,7 +409,7 @@ impl ChunkDirectory {
             return Err(Error::BadMagic { what: WHAT });
         }
         let version = h.u8()?;
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 what: "chunk",
                 version: version.into(),
@@ -813,10 +820,10 @@ mod tests {
     #[test]
     fn unsupported_version_is_a_typed_error() {
         let mut bytes = encode(&sample(), 64).bytes;
-        bytes[4] = 2;
+        bytes[4] = 3;
         assert!(matches!(
             ChunkReader::open(&bytes),
-            Err(Error::UnsupportedVersion { version: 2, .. })
+            Err(Error::UnsupportedVersion { version: 3, .. })
         ));
     }
 

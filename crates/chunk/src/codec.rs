@@ -83,6 +83,15 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
+    /// The next byte, not consumed.
+    pub(crate) fn peek_u8(&self) -> Result<u8> {
+        self.buf.get(self.pos).copied().ok_or(Error::Truncated {
+            what: self.what,
+            need: 1,
+            have: 0,
+        })
+    }
+
     pub(crate) fn u8(&mut self) -> Result<u8> {
         Ok(self.array::<1>()?[0])
     }

@@ -13,6 +13,7 @@
 mod block;
 mod chunk;
 mod codec;
+mod columnar;
 mod error;
 mod segment;
 
