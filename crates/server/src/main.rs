@@ -35,6 +35,11 @@ fn normalise_args(args: impl Iterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
+/// Blocking threads (sled, zstd, push decoding): enough for every core and the requests
+/// in flight, few enough that their stacks and allocations stay small. Tokio's default is
+/// 512.
+const MAX_BLOCKING_THREADS: usize = 64;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse_from(normalise_args(std::env::args()));
     let config = match &args.config_file {
@@ -51,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()?;
     runtime.block_on(fenrir_server::serve(Arc::new(config)))
