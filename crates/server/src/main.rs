@@ -41,6 +41,7 @@ fn normalise_args(args: impl Iterator<Item = String>) -> Vec<String> {
 const MAX_BLOCKING_THREADS: usize = 64;
 
 fn main() -> anyhow::Result<()> {
+    fenrir_server::reexec_with_malloc_settings();
     let args = Args::parse_from(normalise_args(std::env::args()));
     let config = match &args.config_file {
         Some(path) => fenrir_config::load(path, args.expand_env)
