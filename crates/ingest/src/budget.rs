@@ -76,7 +76,8 @@ impl Ingester {
         if parts + sealed > compressed_limit(limit) {
             streams.sort_by_key(|(f, _)| std::cmp::Reverse(f.parts));
             for (f, st) in &streams {
-                if parts <= compressed_limit(limit) / 4 || f.parts == 0 {
+                // Fullest first, down to half: bigger chunks, fewer index entries.
+                if parts <= compressed_limit(limit) / 2 || f.parts == 0 {
                     break;
                 }
                 let mut s = lock(st);
