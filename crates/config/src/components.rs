@@ -39,7 +39,7 @@ section! {
         /// Fenrir only: memory that heads and unflushed chunks may hold before the largest
         /// are sealed, flushed or compressed early (0: no budget).
         #[serde(with = "bytes_serde")]
-        memory_budget: u64 = 64 << 20,
+        memory_budget: u64 = 48 << 20,
         /// Per-stream errors listed in a push error response.
         max_returned_stream_errors: usize = 10,
         /// Write-ahead log.

@@ -2,7 +2,8 @@
 //! of every stream together. Without it memory grows with the data held until the flush
 //! tick; with it, the push that goes over the budget makes room, cheapest first:
 //! 1. sealed chunks are only waiting for a flush: ask for one now;
-//! 2. compressed heads: seal the largest and flush them;
+//! 2. compressed parts of heads: seal the largest into chunks (the open block stays) and
+//!    flush them;
 //! 3. raw open blocks: compress the largest early (smaller blocks compress a little worse,
 //!    so this is the last resort).
 
@@ -15,6 +16,14 @@ use crate::{Ingester, Result};
 
 /// Open blocks smaller than this are not worth compressing early.
 const MIN_EARLY_CUT: usize = 8 << 10;
+
+/// Compressed data (parts and sealed chunks) only waits for a flush, and a flush briefly
+/// holds a copy of what it writes (the segment object): it gets an eighth of the budget,
+/// and is flushed in quarters of that, which bounds the copy too. Raw open blocks get the
+/// rest: they are what makes blocks large enough to compress well.
+fn compressed_limit(limit: usize) -> usize {
+    limit / 8
+}
 
 /// Shared state of the budget.
 #[derive(Debug, Default)]
@@ -46,7 +55,8 @@ impl Ingester {
     /// compress): call it from a blocking thread.
     pub(crate) fn relieve_memory(&self) -> Result<()> {
         let limit = self.inner.cfg.memory_budget;
-        if limit == 0 || self.inner.gauge.get() <= limit {
+        let gauge = &self.inner.gauge;
+        if limit == 0 || (gauge.get() <= limit && gauge.compressed() <= compressed_limit(limit)) {
             return Ok(());
         }
         let budget = &self.inner.budget;
@@ -62,16 +72,17 @@ impl Ingester {
 
         let sealed = total(&streams, |f| f.sealed);
         let mut parts = total(&streams, |f| f.parts);
-        let mut flush = sealed > limit / 4;
-        if parts + sealed > limit / 2 {
+        let mut flush = sealed > compressed_limit(limit) / 4;
+        if parts + sealed > compressed_limit(limit) {
             streams.sort_by_key(|(f, _)| std::cmp::Reverse(f.parts));
             for (f, st) in &streams {
-                if parts <= limit / 4 || f.parts == 0 {
+                // Fullest first, down to half: bigger chunks, fewer index entries.
+                if parts <= compressed_limit(limit) / 2 || f.parts == 0 {
                     break;
                 }
                 let mut s = lock(st);
                 let before = s.sealed.len();
-                s.seal(policy)?;
+                s.seal_parts(policy)?;
                 self.note_sealed(&s.sealed[before..]);
                 drop(s);
                 parts -= f.parts;

@@ -349,6 +349,20 @@ fn build_segment(
     chunks: &[(LabelSet, Arc<EncodedChunk>)],
 ) -> (Bytes, Vec<(LabelSet, ChunkRef)>) {
     let mut writer = SegmentWriter::new(tenant);
+    // One allocation of the final size: growing a segment by doubling copies it and
+    // leaves holes of every size behind in the heap.
+    // (The footer entry of a chunk is its labels plus under 80 bytes.)
+    let footer: usize = chunks
+        .iter()
+        .map(|(labels, _)| {
+            80 + labels
+                .iter()
+                .map(|(k, v)| 8 + k.len() + v.len())
+                .sum::<usize>()
+        })
+        .sum();
+    let data: usize = chunks.iter().map(|(_, c)| c.bytes.len()).sum();
+    writer.reserve(data + footer + 128 + tenant.as_str().len());
     let mut refs = Vec::with_capacity(chunks.len());
     for (labels, chunk) in chunks {
         let loc = writer.add(labels, EncodedChunk::clone(chunk));

@@ -19,17 +19,31 @@ pub(crate) struct RecordStream {
 }
 
 pub(crate) fn encode(tenant: &Tenant, streams: &[RecordStream]) -> Vec<u8> {
+    // The exact size: a record is as large as the request, and growing the buffer by
+    // doubling would copy it several times and leave holes of every size in the heap.
+    let str_len = |s: &str| 4 + s.len();
     let size: usize = streams
         .iter()
         .map(|s| {
-            64 + s
-                .entries
+            8 + s
+                .labels
                 .iter()
-                .map(|e| 16 + e.line.len() + 8 * e.structured_metadata.len())
+                .map(|(k, v)| str_len(k) + str_len(v))
                 .sum::<usize>()
+                + s.entries
+                    .iter()
+                    .map(|e| {
+                        12 + str_len(&e.line)
+                            + e.structured_metadata
+                                .iter()
+                                .map(|(k, v)| str_len(k) + str_len(v))
+                                .sum::<usize>()
+                    })
+                    .sum::<usize>()
         })
         .sum();
-    let mut out = Vec::with_capacity(size + 16);
+    let size = 1 + str_len(tenant.as_str()) + 4 + size;
+    let mut out = Vec::with_capacity(size);
     out.push(RECORD_VERSION);
     put_str(&mut out, tenant.as_str());
     put_u32(&mut out, streams.len());
@@ -50,6 +64,7 @@ pub(crate) fn encode(tenant: &Tenant, streams: &[RecordStream]) -> Vec<u8> {
             }
         }
     }
+    debug_assert_eq!(out.len(), size, "record size computed exactly");
     out
 }
 

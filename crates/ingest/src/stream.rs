@@ -37,13 +37,29 @@ pub(crate) struct SealPolicy {
 /// Most text an open block reserves up front.
 const BLOCK_RESERVE_MAX: usize = 256 << 10;
 
-/// Bytes held by all streams of an ingester (open blocks, parts and sealed chunks).
+/// Bytes held by all streams of an ingester: everything (open blocks, parts and sealed
+/// chunks), and of that the compressed part (parts and sealed chunks).
 #[derive(Debug, Default)]
-pub(crate) struct MemoryGauge(AtomicUsize);
+pub(crate) struct MemoryGauge {
+    total: AtomicUsize,
+    compressed: AtomicUsize,
+}
 
 impl MemoryGauge {
     pub(crate) fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.total.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn compressed(&self) -> usize {
+        self.compressed.load(Ordering::Relaxed)
+    }
+
+    fn adjust(counter: &AtomicUsize, from: usize, to: usize) {
+        if to >= from {
+            counter.fetch_add(to - from, Ordering::Relaxed);
+        } else {
+            counter.fetch_sub(from - to, Ordering::Relaxed);
+        }
     }
 }
 
@@ -69,8 +85,8 @@ pub(crate) struct Stream {
     pub(crate) max_ts: Timestamp,
     pub(crate) sealed: Vec<Sealed>,
     gauge: Arc<MemoryGauge>,
-    /// What this stream last added to `gauge`.
-    accounted: usize,
+    /// What this stream last added to `gauge`: total and compressed.
+    accounted: (usize, usize),
 }
 
 /// The chunk being built: compressed parts plus the open block.
@@ -79,8 +95,9 @@ struct Head {
     parts: Vec<Arc<EncodedChunk>>,
     parts_raw: usize,
     parts_stored: usize,
+    /// The oldest WAL segment holding an entry of the parts.
+    parts_min_wal: Option<u64>,
     open: OpenBlock,
-    min_wal_segment: Option<u64>,
     started: Option<Instant>,
     /// The newest timestamp in the head: an entry above it cannot be a duplicate.
     max_ts: Option<Timestamp>,
@@ -99,6 +116,8 @@ struct OpenBlock {
     raw_bytes: usize,
     /// Whether the slots are in timestamp order.
     sorted: bool,
+    /// The oldest WAL segment holding an entry of the block.
+    min_wal: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +157,8 @@ impl OpenBlock {
             + self.metadata_lens.len() * 4
     }
 
-    fn push(&mut self, e: &Entry, block_bytes: usize) {
+    fn push(&mut self, e: &Entry, wal_segment: u64, block_bytes: usize) {
+        self.min_wal = Some(self.min_wal.map_or(wal_segment, |m| m.min(wal_segment)));
         if let Some(last) = self.slots.last() {
             self.sorted &= e.ts >= last.ts;
         } else {
@@ -223,7 +243,7 @@ impl Stream {
             max_ts: Timestamp::MIN,
             sealed: Vec::new(),
             gauge,
-            accounted: 0,
+            accounted: (0, 0),
         }
     }
 
@@ -255,11 +275,7 @@ impl Stream {
             let head = &mut self.head;
             head.started.get_or_insert_with(Instant::now);
             head.max_ts = Some(head.max_ts.map_or(e.ts, |m| m.max(e.ts)));
-            head.min_wal_segment = Some(
-                head.min_wal_segment
-                    .map_or(wal_segment, |m| m.min(wal_segment)),
-            );
-            head.open.push(e, policy.block_bytes);
+            head.open.push(e, wal_segment, policy.block_bytes);
             self.max_ts = self.max_ts.max(e.ts);
             appended += 1;
             if self.head.open.raw_bytes >= policy.block_bytes {
@@ -305,7 +321,11 @@ impl Stream {
         if self.head.open.is_empty() {
             return Ok(());
         }
-        let part = self.head.open.compress(&self.labels, policy)?;
+        let open_min_wal = self.head.open.min_wal.take();
+        self.head.parts_min_wal = min_wal(self.head.parts_min_wal, open_min_wal);
+        let mut part = self.head.open.compress(&self.labels, policy)?;
+        // Parts stay in memory until the flush: no slack from the builder's estimate.
+        part.bytes.shrink_to_fit();
         self.head.parts_raw += part.meta.raw_bytes as usize;
         self.head.parts_stored += part.bytes.len();
         self.head.parts.push(Arc::new(part));
@@ -340,10 +360,37 @@ impl Stream {
                 ..Head::default()
             },
         );
-        let Some(min_wal_segment) = head.min_wal_segment else {
+        self.push_sealed(&head.parts, head.parts_min_wal, policy)
+    }
+
+    /// Turns the head's compressed parts into a sealed chunk, so that a flush can write
+    /// them, and leaves the open block filling: the memory budget wants the compressed
+    /// data out, not smaller blocks.
+    pub(crate) fn seal_parts(&mut self, policy: SealPolicy) -> Result<()> {
+        if self.head.open.is_empty() {
+            return self.seal(policy);
+        }
+        let parts = std::mem::take(&mut self.head.parts);
+        let parts_min_wal = self.head.parts_min_wal.take();
+        self.head.parts_raw = 0;
+        self.head.parts_stored = 0;
+        // They covered the parts too; the next possible duplicate rebuilds them.
+        self.head.hashes = None;
+        let result = self.push_sealed(&parts, parts_min_wal, policy);
+        self.account();
+        result
+    }
+
+    fn push_sealed(
+        &mut self,
+        parts: &[Arc<EncodedChunk>],
+        min_wal_segment: Option<u64>,
+        policy: SealPolicy,
+    ) -> Result<()> {
+        let Some(min_wal_segment) = min_wal_segment else {
             return Ok(());
         };
-        let chunk = match head.parts.as_slice() {
+        let chunk = match parts {
             [] => return Ok(()),
             [only] => only.clone(),
             parts => Arc::new(join_parts(&self.labels, parts, policy)?),
@@ -371,14 +418,15 @@ impl Stream {
 
     /// The oldest WAL segment this stream still needs.
     pub(crate) fn min_wal_segment(&self) -> u64 {
+        let head = min_wal(self.head.parts_min_wal, self.head.open.min_wal);
         self.sealed
             .iter()
             .map(|s| s.min_wal_segment)
-            .fold(self.head.min_wal_segment.unwrap_or(u64::MAX), u64::min)
+            .fold(head.unwrap_or(u64::MAX), u64::min)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.head.min_wal_segment.is_none() && self.sealed.is_empty()
+        self.head.parts.is_empty() && self.head.open.is_empty() && self.sealed.is_empty()
     }
 
     pub(crate) fn footprint(&self) -> Footprint {
@@ -434,23 +482,18 @@ impl Stream {
             .hashes
             .as_ref()
             .map_or(0, |h| h.capacity() * 2 * std::mem::size_of::<u64>());
-        let now = f.open + f.parts + f.sealed + hashes;
-        if now >= self.accounted {
-            self.gauge
-                .0
-                .fetch_add(now - self.accounted, Ordering::Relaxed);
-        } else {
-            self.gauge
-                .0
-                .fetch_sub(self.accounted - now, Ordering::Relaxed);
-        }
-        self.accounted = now;
+        let compressed = f.parts + f.sealed;
+        let total = f.open + compressed + hashes;
+        MemoryGauge::adjust(&self.gauge.total, self.accounted.0, total);
+        MemoryGauge::adjust(&self.gauge.compressed, self.accounted.1, compressed);
+        self.accounted = (total, compressed);
     }
 }
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        self.gauge.0.fetch_sub(self.accounted, Ordering::Relaxed);
+        MemoryGauge::adjust(&self.gauge.total, self.accounted.0, 0);
+        MemoryGauge::adjust(&self.gauge.compressed, self.accounted.1, 0);
     }
 }
 
@@ -500,6 +543,13 @@ fn head_hashes(head: &Head) -> Result<HashSet<u64>> {
         hashes.insert(entry_hash(e.ts, e.line, e.metadata.iter().copied()));
     }
     Ok(hashes)
+}
+
+fn min_wal(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Line plus structured-metadata bytes: what Loki counts as an entry's size.
@@ -583,6 +633,7 @@ mod tests {
         assert_eq!(contents(&s), entries);
         let f = s.footprint();
         assert_eq!(gauge.get(), f.open + f.parts + f.sealed);
+        assert_eq!(gauge.compressed(), f.parts + f.sealed);
 
         s.seal(POLICY).unwrap();
         assert!(s.head.parts.is_empty() && s.head.open.is_empty());
@@ -593,7 +644,7 @@ mod tests {
             s.forget_sealed(c);
         }
         assert!(s.is_empty());
-        assert_eq!(gauge.get(), 0);
+        assert_eq!((gauge.get(), gauge.compressed()), (0, 0));
         s.append(vec![entry(5000)], 2, POLICY).unwrap();
         assert!(gauge.get() > 0);
         drop(s);
@@ -642,6 +693,44 @@ mod tests {
         entries.sort_by_key(|e| e.ts);
         let all = contents(&s);
         assert_eq!(all, entries);
+    }
+
+    #[test]
+    fn sealing_parts_keeps_the_open_block_and_its_wal_segment() {
+        let (mut s, gauge) = stream();
+        let first: Vec<Entry> = (0..40).map(entry).collect();
+        s.append(first.clone(), 1, POLICY).unwrap();
+        s.cut_block(POLICY).unwrap();
+        assert!(!s.head.parts.is_empty() && s.sealed.is_empty());
+        let later = vec![entry(40), entry(41)];
+        s.append(later.clone(), 3, POLICY).unwrap();
+        assert_eq!(s.min_wal_segment(), 1);
+
+        s.seal_parts(POLICY).unwrap();
+        assert!(s.head.parts.is_empty());
+        assert_eq!(s.open_entries(i64::MIN, i64::MAX), later);
+        assert_eq!(s.sealed.len(), 1);
+        assert_eq!(s.sealed[0].min_wal_segment, 1);
+        let mut all = first;
+        all.extend(later);
+        assert_eq!(contents(&s), all);
+        let f = s.footprint();
+        assert_eq!(gauge.get(), f.open + f.parts + f.sealed);
+
+        // Once the sealed chunk is written, only the open block's segment is needed.
+        let chunk = s.sealed[0].chunk.clone();
+        s.forget_sealed(&chunk);
+        assert_eq!(s.min_wal_segment(), 3);
+        assert!(!s.is_empty());
+        // Nothing compressed: nothing to seal.
+        s.seal_parts(POLICY).unwrap();
+        assert!(s.sealed.is_empty());
+        // With an empty open block it is a whole seal.
+        s.cut_block(POLICY).unwrap();
+        s.seal_parts(POLICY).unwrap();
+        assert!(s.open_entries(i64::MIN, i64::MAX).is_empty());
+        assert_eq!(s.sealed.len(), 1);
+        assert_eq!(s.min_wal_segment(), 3);
     }
 
     #[test]

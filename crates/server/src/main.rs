@@ -35,7 +35,14 @@ fn normalise_args(args: impl Iterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
+/// Blocking threads (sled, zstd, push decoding): enough for every core and the requests
+/// in flight, few enough that their stacks and allocations stay small. Tokio's default is
+/// 512.
+const MAX_BLOCKING_THREADS: usize = 64;
+
 fn main() -> std::process::ExitCode {
+    // Before any other thread exists: glibc reads these settings once.
+    fenrir_server::tune_malloc();
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -65,6 +72,7 @@ fn run() -> anyhow::Result<()> {
         tracing::warn!("querier.multi_tenant_queries_enabled is not supported: queries with X-Scope-OrgID a|b are refused (400 multiple org IDs present)");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()?;
     runtime.block_on(fenrir_server::serve(Arc::new(config)))
