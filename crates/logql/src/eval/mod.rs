@@ -169,7 +169,7 @@ pub fn evaluate(
 ) -> Result<QueryValue> {
     let grid = Grid::new(params)?;
     let limit = params.max_series;
-    let value = eval_node(expr, &grid, source, limit)?;
+    let value = eval_node(expr, &grid, source, limit, inner_series_limit(limit))?;
     if params.instant {
         let ts_ms = params.start / NANOS_PER_MILLI;
         return match value {
@@ -237,28 +237,42 @@ pub fn evaluate(
     ))
 }
 
-/// Evaluates one node.
-pub(crate) fn eval_expr(
+/// Inner range aggregations (under `topk`, `max`, binary operations, …) may hold this many
+/// times `max_query_series` series before the query is refused: Loki applies the limit to
+/// the result only, but without any bound a query whose inner series explode (`| json` on
+/// unique values) would hold millions of series and could take the whole process down.
+const INNER_SERIES_FACTOR: usize = 100;
+
+/// The series bound of inner range aggregations for a query limited to `max_series`
+/// (0: none).
+fn inner_series_limit(max_series: usize) -> usize {
+    max_series.saturating_mul(INNER_SERIES_FACTOR)
+}
+
+/// Evaluates a node whose series are not the query's result; `guard` bounds its series.
+fn eval_expr(
     expr: &MetricExpr,
     grid: &Grid,
     source: &mut dyn SampleSource,
+    guard: usize,
 ) -> Result<Value> {
-    eval_node(expr, grid, source, 0)
+    eval_node(expr, grid, source, guard, guard)
 }
 
 /// Evaluates one node; `series_limit` (0: none) is `max_query_series` when the node's
 /// series are the query's result series, so that a range aggregation whose series
-/// explode stops as soon as it has one too many.
+/// explode stops as soon as it has one too many; `guard` bounds the nodes below it.
 fn eval_node(
     expr: &MetricExpr,
     grid: &Grid,
     source: &mut dyn SampleSource,
     series_limit: usize,
+    guard: usize,
 ) -> Result<Value> {
     match expr {
         // Loki's rewrites that change answers are in `rewrite`'s docs.
         MetricExpr::RangeAgg(agg) => match rewrite::avg_as_sum_over_count(agg) {
-            Some(sum_over_count) => eval_expr(&sum_over_count, grid, source),
+            Some(sum_over_count) => eval_expr(&sum_over_count, grid, source, guard),
             None => Ok(Value::Vector(range::eval_range_agg(
                 agg,
                 grid,
@@ -272,7 +286,7 @@ fn eval_node(
                 Some(grouped) => {
                     Value::Vector(range::eval_range_agg(&grouped, grid, source, series_limit)?)
                 }
-                None => eval_expr(&agg.inner, grid, source)?,
+                None => eval_expr(&agg.inner, grid, source, guard)?,
             };
             let inner = match inner {
                 Value::Vector(steps) => steps,
@@ -282,20 +296,20 @@ fn eval_node(
             Ok(Value::Vector(vector::eval_vector_agg(agg, inner)?))
         }
         MetricExpr::Binary(b) => {
-            let lhs = eval_expr(&b.lhs, grid, source)?;
-            let rhs = eval_expr(&b.rhs, grid, source)?;
+            let lhs = eval_expr(&b.lhs, grid, source, guard)?;
+            let rhs = eval_expr(&b.rhs, grid, source, guard)?;
             binary::eval_binary(b, lhs, rhs)
         }
         MetricExpr::Literal(v) => Ok(Value::Scalar(*v)),
         MetricExpr::Vector(v) => Ok(Value::Vector(constant_vector(*v, grid))),
         MetricExpr::LabelReplace(lr) => {
-            let inner = match eval_expr(&lr.inner, grid, source)? {
+            let inner = match eval_expr(&lr.inner, grid, source, guard)? {
                 Value::Vector(steps) => steps,
                 Value::Scalar(v) => constant_vector(v, grid),
             };
             Ok(Value::Vector(label_replace::eval_label_replace(lr, inner)?))
         }
-        MetricExpr::Parens(inner) => eval_node(inner, grid, source, series_limit),
+        MetricExpr::Parens(inner) => eval_node(inner, grid, source, series_limit, guard),
     }
 }
 
@@ -440,6 +454,37 @@ mod tests {
         assert!(
             matches!(evaluate(&wide, &p, &mut many_series()), Ok(QueryValue::Vector(v)) if v.len() == 5)
         );
+    }
+
+    #[test]
+    fn inner_series_are_bounded_too() {
+        // 101 series under `topk`: the result has one, the inner aggregation more than
+        // INNER_SERIES_FACTOR times the limit of 1.
+        let source = || {
+            let mut src = FakeSource::new();
+            for i in 0..=INNER_SERIES_FACTOR {
+                let pod = format!("p{i}");
+                src = src.stream(&[("app", "a"), ("pod", pod.as_str())], &[(10.0, 1.0)]);
+            }
+            src
+        };
+        let inner = range_agg(RangeOp::CountOverTime, eq("app", "a"), 15.0, false);
+        let top = test_support::vagg(VectorOp::Topk, inner, None, Some(1));
+        let params = |max| EvalParams {
+            start: 0,
+            end: 100 * S,
+            step: 10 * S,
+            instant: false,
+            max_series: max,
+        };
+        assert_eq!(
+            evaluate(&top, &params(1), &mut source()).unwrap_err(),
+            Error::SeriesLimit(INNER_SERIES_FACTOR)
+        );
+        assert!(
+            matches!(evaluate(&top, &params(2), &mut source()), Ok(QueryValue::Matrix(m)) if m.len() == 1)
+        );
+        assert!(evaluate(&top, &params(0), &mut source()).is_ok());
     }
 
     #[test]
