@@ -10,7 +10,9 @@ Run from anywhere: python3 fuzz/make_seeds.py
 import gzip
 import json
 import os
+import re
 import struct
+import subprocess
 import zlib
 
 FUZZ = os.path.dirname(os.path.abspath(__file__))
@@ -235,12 +237,15 @@ for i, q in enumerate(queries):
 
 # chunk_decode: golden files in every mode, and raw blocks wrapped by the target.
 data_dir = os.path.join(ROOT, "crates", "chunk", "tests", "data")
-chunk = open(os.path.join(data_dir, "v1.chunk"), "rb").read()
-seg = open(os.path.join(data_dir, "v1.seg"), "rb").read()
-write("chunk_decode", "chunk", b"\x00" + chunk)
-write("chunk_decode", "chunk_crc_fixed", b"\x01" + chunk)
-write("chunk_decode", "segment", b"\x02" + seg)
-write("chunk_decode", "segment_crc_fixed", b"\x03" + seg)
+for version in ["v1", "v2"]:
+    # v1: row-wise blocks only; v2: columnar blocks (JSON lines, metadata, lines kept whole)
+    # and a last row-wise block.
+    chunk = open(os.path.join(data_dir, f"{version}.chunk"), "rb").read()
+    seg = open(os.path.join(data_dir, f"{version}.seg"), "rb").read()
+    write("chunk_decode", f"{version}_chunk", b"\x00" + chunk)
+    write("chunk_decode", f"{version}_chunk_crc_fixed", b"\x01" + chunk)
+    write("chunk_decode", f"{version}_segment", b"\x02" + seg)
+    write("chunk_decode", f"{version}_segment_crc_fixed", b"\x03" + seg)
 
 
 def zigzag(n: int) -> int:
@@ -275,6 +280,152 @@ for name, entries in [
 ]:
     body, n, lo, hi = raw_block(entries)
     write("chunk_decode", name, b"\x04" + struct.pack("<Iqq", n, lo, hi) + body)
+
+
+# Columnar raw blocks (chunk version 2, flag COLUMNAR; see crates/chunk/src/columnar.rs):
+# lines split into templates (0xff where a value goes) and one column per value slot, each
+# column in one of the encodings the decoder reads.
+MASK64 = (1 << 64) - 1
+VALUE = re.compile(rb'([:=])(\s*)("((?:[^"\\]|\\.)*)"|[A-Za-z0-9._+\-/:]+)')
+
+
+def pack(w: int, vals) -> bytes:
+    acc, bits = 0, 0
+    for v in vals:
+        acc |= (v & MASK64) << bits
+        bits += w
+    return acc.to_bytes((bits + 7) // 8, "little") if bits else b""
+
+
+def int_column(vals, mode=0) -> bytes:
+    """mode 0: frame of reference, 1: deltas, 2: dictionary."""
+    if mode == 1 and len(vals) >= 2:
+        deltas = [b - a for a, b in zip(vals, vals[1:])]
+        base = min(deltas)
+        w = max(d - base for d in deltas).bit_length()
+        return (bytes([1]) + varint(zigzag(vals[0])) + varint(zigzag(base)) + bytes([w])
+                + pack(w, [d - base for d in deltas]))
+    if mode == 2 and vals:
+        d = sorted(set(vals))
+        w = (len(d) - 1).bit_length()
+        return (bytes([2]) + varint(len(d)) + b"".join(varint(zigzag(v)) for v in d)
+                + bytes([w]) + pack(w, [d.index(v) for v in vals]))
+    base = min(vals) if vals else 0
+    w = max((v - base for v in vals), default=0).bit_length()
+    return bytes([0]) + varint(zigzag(base)) + bytes([w]) + pack(w, [v - base for v in vals])
+
+
+def is_int(v: bytes) -> bool:
+    try:
+        return str(int(v)).encode() == v and -(1 << 63) <= int(v) < (1 << 63)
+    except ValueError:
+        return False
+
+
+def str_column(vals, top=True) -> bytes:
+    """The encoding a value column's contents suit best (roughly as the encoder picks)."""
+    if vals and all(is_int(v) for v in vals):
+        return int_column([int(v) for v in vals], 1 if len(set(vals)) == len(vals) else 2)
+    if top and vals and all(len(v) == len(vals[0]) >= 8 and len(v) % 2 == 0
+                            and re.fullmatch(rb"[0-9a-f]+", v) for v in vals):
+        return bytes([5]) + varint(len(vals[0]) // 2) + b"".join(bytes.fromhex(v.decode()) for v in vals)
+    if len(set(vals)) <= 4:
+        d = sorted(set(vals))
+        w = max(len(d) - 1, 0).bit_length()
+        return (bytes([4]) + varint(len(d)) + b"".join(varint(len(v)) + v for v in d)
+                + bytes([w]) + pack(w, [d.index(v) for v in vals]))
+    parts = [re.fullmatch(rb"(\D*)(\d{1,18})(\D*)", v) for v in vals]
+    if top and all(p and is_int(p.group(2)) for p in parts):
+        return (bytes([6]) + str_column([p.group(1) for p in parts], False)
+                + int_column([int(p.group(2)) for p in parts])
+                + str_column([p.group(3) for p in parts], False))
+    return bytes([3]) + int_column([len(v) for v in vals]) + varint(sum(map(len, vals))) + b"".join(vals)
+
+
+def columnar_block(entries):
+    """entries: [(ts, line, [(k, v)])] -> (raw bytes, count, min, max)"""
+    templates, ids, slots, exceptions = [], [], {}, []
+    for _, line, _ in entries:
+        line = line.encode()
+        matches = list(VALUE.finditer(line))
+        if not matches:
+            ids.append(None)
+            exceptions.append(line)
+            continue
+        key, values, at = b"", [], 0
+        for m in matches:
+            start, end = (m.start(4), m.end(4)) if m.group(4) is not None else m.span(3)
+            key += line[at:start] + b"\xff"
+            values.append(line[start:end])
+            at = end
+        key += line[at:]
+        if key not in templates:
+            templates.append(key)
+        t = templates.index(key)
+        ids.append(t)
+        for i, v in enumerate(values):
+            slots.setdefault((t, i), []).append(v)
+    cols = varint(len(entries))
+    last = 0
+    for i, (ts, _, _) in enumerate(entries):
+        cols += varint(zigzag(ts if i == 0 else ts - last))
+        last = ts
+    cols += varint(sum(len(e[1].encode()) for e in entries)) + varint(len(templates))
+    for key in templates:
+        cols += varint(len(key)) + key
+    cols += int_column([len(templates) if t is None else t for t in ids])
+    cols += int_column([len(x) for x in exceptions])
+    for t, key in enumerate(templates):
+        for i in range(key.count(b"\xff")):
+            cols += str_column(slots[(t, i)])
+    has_md = any(e[2] for e in entries)
+    if has_md:
+        cols += int_column([len(e[2]) for e in entries])
+        cols += str_column([k.encode() for e in entries for k, _ in e[2]], False)
+        cols += str_column([v.encode() for e in entries for _, v in e[2]], False)
+    text = b"".join(exceptions)
+    body = text + cols + struct.pack("<I", len(text)) + bytes([2 | (1 if has_md else 0)])
+    tss = [e[0] for e in entries]
+    return body, len(entries), min(tss), max(tss)
+
+
+json_lines = [
+    (NOW_NS + i * 1000,
+     '{"level":"%s","url":"/api/items/%d","status":%d,"ms":%d,"id":"%016x","msg":"caf\\u00e9 \\"%d\\" ✓"}'
+     % (["info", "warn", "error"][i % 3], 1000 + 7 * i, [200, 404, 500][i % 3], (i * 37) % 200,
+        (i * 0x9E3779B97F4A7C15) & MASK64, i),
+     [("detected_level", ["info", "warn", "error"][i % 3])] if i % 2 else [])
+    for i in range(12)
+]
+json_lines[5] = (json_lines[5][0], "plain text kept whole", [])
+logfmt_lines = [
+    (NOW_NS + 5 * i, 'ts=2024-07-07T08:00:%02dZ level=%s caller=main.go:%d msg="req %d done" dur=%dms user=u%d'
+     % (i, ["debug", "info"][i % 2], 40 + i % 3, i, 3 * i, i % 4), [])
+    for i in range(10)
+]
+logfmt_lines.append((NOW_NS + 60, "", []))
+for name, entries in [("columnar_json", json_lines), ("columnar_logfmt", logfmt_lines)]:
+    body, n, lo, hi = columnar_block(entries)
+    write("chunk_decode", name, b"\x04" + struct.pack("<Iqq", n, lo, hi) + body)
+
+
+# The golden v2 chunk's first block as the encoder wrote it, unwrapped from its zstd frame
+# (with the zstd command line tool, where installed).
+def first_raw_block(chunk: bytes):
+    dir_len = struct.unpack_from("<I", chunk, len(chunk) - 12)[0]
+    entry = chunk[len(chunk) - 12 - dir_len:][:40]
+    offset, length, _, lo, hi, n, _ = struct.unpack("<QIIqqII", entry)
+    frame = chunk[offset:offset + length - 4]
+    try:
+        raw = subprocess.run(["zstd", "-dc"], input=frame, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return struct.pack("<Iqq", n, lo, hi) + raw
+
+
+golden_block = first_raw_block(open(os.path.join(data_dir, "v2.chunk"), "rb").read())
+if golden_block is not None:
+    write("chunk_decode", "columnar_golden", b"\x04" + golden_block)
 
 
 # wal_replay: a real segment file (mode 0) and the same records for the framing mode (1).

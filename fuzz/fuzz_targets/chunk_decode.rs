@@ -8,7 +8,8 @@
 //! 2. a segment object as is (footer, trailer, then every chunk it lists);
 //! 3. a segment whose footer and chunk checksums are recomputed first;
 //! 4. one raw (uncompressed) block: `u32 entries | i64 min ts | i64 max ts | block bytes`,
-//!    wrapped here in a valid one-block chunk, which fuzzes the block decoder directly.
+//!    wrapped here in a valid one-block chunk (version 2), which fuzzes the block decoders
+//!    (row-wise and columnar) directly.
 #![no_main]
 
 use fenrir_chunk::{decode_all, footer_len_from_trailer, parse_footer, read_segment, ChunkReader};
@@ -145,7 +146,8 @@ fn wrap_block(raw: &[u8], entries: u32, min_ts: i64, max_ts: i64) -> Option<Vec<
     let frame = zstd::bulk::compress(raw, 1).ok()?;
     let mut out = Vec::with_capacity(CHUNK_HEADER_LEN + frame.len() + 64);
     out.extend_from_slice(b"FNRC");
-    out.extend_from_slice(&[1, 0, 0, 0]);
+    // Version 2: its blocks may be row-wise or columnar.
+    out.extend_from_slice(&[2, 0, 0, 0]);
     out.extend_from_slice(&0x1234_5678_9abc_def0u64.to_le_bytes());
     out.extend_from_slice(&min_ts.to_le_bytes());
     out.extend_from_slice(&max_ts.to_le_bytes());

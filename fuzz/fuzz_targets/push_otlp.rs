@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
         &common::limits(),
         common::NOW_NS,
     ) {
+        common::check_caps(&raw);
         common::validate_raw(raw);
     }
 });

@@ -292,7 +292,8 @@ fn count_proto_items(buf: &[u8]) -> ItemCounts {
 }
 
 /// Calls `f(field number, payload)` for each length-delimited field of one protobuf
-/// message, skipping the others; stops at the first malformed field.
+/// message, skipping the others (groups included, as prost skips them); stops at the first
+/// malformed field.
 pub(crate) fn for_each_len_field(mut buf: &[u8], mut f: impl FnMut(u64, &[u8])) {
     while !buf.is_empty() {
         let Some(key) = read_varint(&mut buf) else {
@@ -317,11 +318,49 @@ pub(crate) fn for_each_len_field(mut buf: &[u8], mut f: impl FnMut(u64, &[u8])) 
                 f(key >> 3, payload);
                 len
             }
+            // prost skips an unknown field of the deprecated group type, so the walk must
+            // too: stopping here would hide every item after it from the caps.
+            3 if skip_group(&mut buf, key >> 3, 0) => 0,
             _ => return,
         };
         match buf.get(skip..) {
             Some(rest) => buf = rest,
             None => return,
+        }
+    }
+}
+
+/// Deepest group nesting the walk follows: prost's recursion limit (100) refuses deeper.
+const MAX_GROUP_DEPTH: u32 = 100;
+
+/// Moves `buf` past the fields of a group (its start key already read) and its end key;
+/// false if the group does not end with its own field number, which prost refuses too.
+fn skip_group(buf: &mut &[u8], field: u64, depth: u32) -> bool {
+    if depth > MAX_GROUP_DEPTH {
+        return false;
+    }
+    loop {
+        let Some(key) = read_varint(buf) else {
+            return false;
+        };
+        let skip = match key & 7 {
+            0 => match read_varint(buf) {
+                Some(_) => 0,
+                None => return false,
+            },
+            1 => 8,
+            5 => 4,
+            2 => match read_varint(buf).and_then(|l| usize::try_from(l).ok()) {
+                Some(len) => len,
+                None => return false,
+            },
+            3 if skip_group(buf, key >> 3, depth + 1) => 0,
+            4 => return key >> 3 == field,
+            _ => return false,
+        };
+        match buf.get(skip..) {
+            Some(rest) => *buf = rest,
+            None => return false,
         }
     }
 }
@@ -839,6 +878,62 @@ mod tests {
             err.to_string(),
             "request body too large: 101 entries exceed the limit of 100 per push request"
         );
+    }
+
+    /// prost skips unknown fields of the deprecated group wire types (3 and 4); the counting
+    /// walk stopped at them, so a group in front of the items hid them from the caps
+    /// (found reviewing the caps for the fuzz campaign).
+    #[test]
+    fn unknown_groups_do_not_hide_items_from_the_counts() {
+        let limits = DecodeLimits {
+            max_streams: 10,
+            max_entries: 100,
+            ..DecodeLimits::default()
+        };
+        // Field 15 as a group holding a varint, a nested group (field 2) and bytes.
+        let group = [0x7b, 0x08, 0x01, 0x13, 0x14, 0x0a, 0x01, b'x', 0x7c];
+        let decode = |wire: &[u8]| {
+            let body = snap::raw::Encoder::new().compress_vec(wire).unwrap();
+            decode_push(
+                Dialect::V1,
+                Some("application/x-protobuf"),
+                None,
+                &body,
+                &limits,
+            )
+        };
+        let mut streams = group.to_vec();
+        streams.extend_from_slice(&tiny_proto(11, 0, 0));
+        let mut entries = group.to_vec();
+        for _ in 0..101 {
+            entries.extend_from_slice(&[0x12, 0x00]);
+        }
+        let mut one_stream = vec![0x0a];
+        one_stream.extend_from_slice(&[entries.len() as u8 | 0x80, (entries.len() >> 7) as u8]);
+        one_stream.extend_from_slice(&entries);
+        for (wire, what, count) in [(streams, "streams", 11), (one_stream, "entries", 101)] {
+            assert_eq!(
+                count_proto_items(&wire),
+                ItemCounts {
+                    streams: if what == "streams" { 11 } else { 1 },
+                    entries: if what == "streams" { 0 } else { 101 },
+                    pairs: 0
+                }
+            );
+            assert!(matches!(
+                decode(&wire),
+                Err(PushError::TooManyItems { what: w, count: c, .. }) if w == what && c == count
+            ));
+        }
+        // Groups that do not end, or end with another field number, stop the walk; prost
+        // refuses them as well.
+        for wire in [&[0x7b, 0x08][..], &[0x7b, 0x84, 0x01], &[0x7c]] {
+            assert!(PushRequest::decode(wire).is_err());
+            let _ = count_proto_items(wire);
+        }
+        // Deep nesting ends the walk without exhausting the stack.
+        let deep: Vec<u8> = std::iter::repeat_n(0x7b, 100_000).collect();
+        assert_eq!(count_proto_items(&deep), ItemCounts::default());
     }
 
     #[test]
