@@ -151,6 +151,16 @@ impl Metrics {
                 "Backlog at which pushes are refused with 503.",
                 backlog.max_unflushed_bytes,
             ),
+            (
+                "fenrir_ingester_memory_bytes",
+                "Bytes held by open blocks, compressed parts and sealed chunks.",
+                backlog.memory_bytes,
+            ),
+            (
+                "fenrir_ingester_memory_budget_bytes",
+                "ingester.memory_budget: past it pushes seal, flush and compress early.",
+                backlog.memory_budget,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -240,6 +250,8 @@ mod tests {
             flushed_chunks: 7,
             flushed_bytes: 9000,
             refused_pushes: 1,
+            memory_bytes: 5 << 20,
+            memory_budget: 48 << 20,
         };
         let text = Metrics::default().render_with_backlog(&backlog);
         for line in [
@@ -252,6 +264,9 @@ mod tests {
             "fenrir_ingester_flushed_chunks_total 7",
             "fenrir_ingester_flushed_bytes_total 9000",
             "fenrir_ingester_backlog_refused_pushes_total 1",
+            "# TYPE fenrir_ingester_memory_bytes gauge",
+            "fenrir_ingester_memory_bytes 5242880",
+            "fenrir_ingester_memory_budget_bytes 50331648",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

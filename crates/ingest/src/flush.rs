@@ -53,6 +53,10 @@ pub struct FlushBacklog {
     pub flushed_bytes: u64,
     /// Pushes refused because the backlog was full.
     pub refused_pushes: u64,
+    /// Bytes held by open blocks, compressed parts and sealed chunks.
+    pub memory_bytes: u64,
+    /// `memory_budget` (0: none).
+    pub memory_budget: u64,
 }
 
 /// Backlog accounting shared by pushes and flushes.
@@ -95,6 +99,8 @@ impl Ingester {
             flushed_chunks: load(&state.flushed_chunks),
             flushed_bytes: load(&state.flushed_bytes),
             refused_pushes: load(&state.refused_pushes),
+            memory_bytes: self.inner.gauge.get() as u64,
+            memory_budget: self.inner.cfg.memory_budget as u64,
         }
     }
 

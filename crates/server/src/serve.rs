@@ -42,6 +42,7 @@ async fn serve_until(
         ..
     } = built;
     let flusher = spawn_flusher(ingester.clone(), config);
+    let trimmer = crate::malloc::spawn_memory_trimmer(ingester.clone());
     let stopped = {
         let mut stop = stop.clone();
         async move {
@@ -69,6 +70,7 @@ async fn serve_until(
         ),
     }
     flusher.abort();
+    trimmer.abort();
     tracing::info!("flushing before shutdown");
     match ingester.flush_all().await {
         Ok(stats) => tracing::info!(chunks = stats.chunks, bytes = stats.bytes, "flushed"),
