@@ -14,6 +14,9 @@ use crate::ingester::{lock, read};
 use crate::stream::{Footprint, Stream};
 use crate::{Ingester, Result};
 
+/// Pushes wait for the relief in progress once memory exceeds the budget by a quarter.
+const OVERSHOOT_DIVISOR: usize = 4;
+
 /// Open blocks smaller than this are not worth compressing early.
 const MIN_EARLY_CUT: usize = 8 << 10;
 
@@ -28,8 +31,9 @@ fn compressed_limit(limit: usize) -> usize {
 /// Shared state of the budget.
 #[derive(Debug, Default)]
 pub(crate) struct Budget {
-    /// One push at a time makes room; the others go on.
-    relieving: AtomicBool,
+    /// One push at a time makes room; the others go on while the budget is only a little
+    /// exceeded, and wait for it (backpressure) past `OVERSHOOT`.
+    relieving: Mutex<()>,
     /// A flush was asked for and has not started collecting yet.
     flush_requested: AtomicBool,
 }
@@ -38,15 +42,6 @@ impl Budget {
     /// Whether a flush was asked for since the last call.
     pub(crate) fn take_flush_request(&self) -> bool {
         self.flush_requested.swap(false, Ordering::AcqRel)
-    }
-}
-
-/// Clears the `relieving` flag however `relieve_memory` ends.
-struct Relieving<'a>(&'a AtomicBool);
-
-impl Drop for Relieving<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -60,10 +55,21 @@ impl Ingester {
             return Ok(());
         }
         let budget = &self.inner.budget;
-        if budget.relieving.swap(true, Ordering::AcqRel) {
+        // Far over the budget the pushes are faster than one relief (tens of MB of blocks
+        // to compress while the others append at full speed): they wait for it instead.
+        let _relieving = if gauge.get() > limit + limit / OVERSHOOT_DIVISOR {
+            lock(&budget.relieving)
+        } else {
+            match budget.relieving.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+            }
+        };
+        // The relief this push waited for may have made room already.
+        if gauge.get() <= limit && gauge.compressed() <= compressed_limit(limit) {
             return Ok(());
         }
-        let _relieving = Relieving(&budget.relieving);
         let mut streams = self.footprints();
         let total = |streams: &[(Footprint, Arc<Mutex<Stream>>)], f: fn(&Footprint) -> usize| {
             streams.iter().map(|(fp, _)| f(fp)).sum::<usize>()
