@@ -31,8 +31,8 @@ fn compressed_limit(limit: usize) -> usize {
 /// Shared state of the budget.
 #[derive(Debug, Default)]
 pub(crate) struct Budget {
-    /// One push at a time makes room; the others go on while the budget is only a little
-    /// exceeded, and wait for it (backpressure) past `OVERSHOOT`.
+    /// One push at a time makes room; the others go on while the budget is exceeded by
+    /// less than a quarter (`OVERSHOOT_DIVISOR`), and wait for it (backpressure) past that.
     relieving: Mutex<()>,
     /// A flush was asked for and has not started collecting yet.
     flush_requested: AtomicBool,

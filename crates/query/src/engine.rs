@@ -483,13 +483,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_dropped_query_stops_its_scan() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
+    fn one_worker_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_dropped_query_stops_its_scan() {
+        let rt = one_worker_runtime();
         let streams: Vec<RecentStream> = (0..10)
             .map(|pod| {
                 let l = labels(pod);
@@ -545,11 +549,7 @@ mod tests {
 
     #[test]
     fn newest_lines_read_only_the_newest_blocks() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = one_worker_runtime();
         let store = Arc::new(InMemoryStore::new());
         let index = Index::temporary().unwrap();
         let mut object = Vec::new();
@@ -629,11 +629,7 @@ mod tests {
 
     #[test]
     fn exploding_series_are_refused_while_scanning() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = one_worker_runtime();
         // Every line has its own request id: one series per line once parsed.
         let streams: Vec<RecentStream> = (0..4)
             .map(|pod| {

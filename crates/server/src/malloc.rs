@@ -87,17 +87,24 @@ pub(crate) fn spawn_memory_trimmer(
             if now_flushed == flushed && last_trim.elapsed() < TRIM_AT_LEAST_EVERY {
                 continue;
             }
-            // A trim walks the whole heap: not worth it while the process is small.
-            if resident_bytes().is_some_and(|rss| rss < 2 * backlog.memory_budget) {
-                continue;
-            }
-            flushed = now_flushed;
-            last_trim = tokio::time::Instant::now();
-            if tokio::task::spawn_blocking(release_free_memory)
-                .await
-                .is_err()
-            {
-                return;
+            let threshold = 2 * backlog.memory_budget;
+            // Reading /proc and trimming both block: off the runtime's threads.
+            let trimmed = tokio::task::spawn_blocking(move || {
+                // A trim walks the whole heap: not worth it while the process is small.
+                if resident_bytes().is_some_and(|rss| rss < threshold) {
+                    return false;
+                }
+                release_free_memory();
+                true
+            })
+            .await;
+            match trimmed {
+                Ok(true) => {
+                    flushed = now_flushed;
+                    last_trim = tokio::time::Instant::now();
+                }
+                Ok(false) => {}
+                Err(_) => return,
             }
         }
     })

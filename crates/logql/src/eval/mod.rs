@@ -425,13 +425,7 @@ mod tests {
     #[test]
     fn max_series_counts_the_final_result() {
         let q = range_agg(RangeOp::CountOverTime, eq("app", "a"), 15.0, false);
-        let params = |max| EvalParams {
-            start: 0,
-            end: 100 * S,
-            step: 10 * S,
-            instant: false,
-            max_series: max,
-        };
+        let params = |max| EvalParams::range(0, 100 * S, 10 * S, max);
         assert!(
             matches!(evaluate(&q, &params(5), &mut many_series()), Ok(QueryValue::Matrix(m)) if m.len() == 5)
         );
@@ -470,13 +464,7 @@ mod tests {
         };
         let inner = range_agg(RangeOp::CountOverTime, eq("app", "a"), 15.0, false);
         let top = test_support::vagg(VectorOp::Topk, inner, None, Some(1));
-        let params = |max| EvalParams {
-            start: 0,
-            end: 100 * S,
-            step: 10 * S,
-            instant: false,
-            max_series: max,
-        };
+        let params = |max| EvalParams::range(0, 100 * S, 10 * S, max);
         assert_eq!(
             evaluate(&top, &params(1), &mut source()).unwrap_err(),
             Error::SeriesLimit(INNER_SERIES_FACTOR)
