@@ -470,6 +470,33 @@ impl ChunkDirectory {
 /// `block.offset` in the chunk). Decompression never produces more than the block's
 /// declared raw length, itself capped at [`MAX_BLOCK_RAW_LEN`].
 pub fn decode_stored_block(stored: &[u8], block: &BlockMeta) -> Result<DecodedBlock> {
+    decode_stored_block_parts(stored, block, BlockParts::ALL)
+}
+
+/// Which parts of a block's entries a reader needs. Parts left out may come back empty
+/// (every line `""`, no metadata pairs) and cost no decoding; timestamps always come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockParts {
+    /// The line text.
+    pub lines: bool,
+    /// Structured metadata.
+    pub metadata: bool,
+}
+
+impl BlockParts {
+    /// Everything.
+    pub const ALL: BlockParts = BlockParts {
+        lines: true,
+        metadata: true,
+    };
+}
+
+/// [`decode_stored_block`], decoding only `parts` where the block's layout allows it.
+pub fn decode_stored_block_parts(
+    stored: &[u8],
+    block: &BlockMeta,
+    _parts: BlockParts,
+) -> Result<DecodedBlock> {
     const WHAT: &str = "chunk block";
     if stored.len() != block.len as usize || stored.len() <= BLOCK_CRC_LEN {
         return Err(Error::corrupt(

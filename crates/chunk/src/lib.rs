@@ -19,8 +19,9 @@ mod segment;
 
 pub use block::{BlockIter, DecodedBlock, EntryRef, MetadataIter, MetadataRef};
 pub use chunk::{
-    decode_all, decode_stored_block, BlockMeta, ChunkBuilder, ChunkDirectory, ChunkMeta,
-    ChunkReader, EncodedChunk, DEFAULT_BLOCK_TARGET_RAW, MAX_BLOCK_RAW_LEN,
+    decode_all, decode_stored_block, decode_stored_block_parts, BlockMeta, BlockParts,
+    ChunkBuilder, ChunkDirectory, ChunkMeta, ChunkReader, EncodedChunk, DEFAULT_BLOCK_TARGET_RAW,
+    MAX_BLOCK_RAW_LEN,
 };
 pub use error::{Error, Result};
 pub use segment::{
