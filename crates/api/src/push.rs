@@ -62,7 +62,10 @@ pub(crate) async fn push(
         validated
             .streams
             .iter()
-            .map(|s| (s.labels.clone(), std::sync::Arc::new(s.entries.clone())))
+            .map(|s| {
+                let entries = s.entries.iter().map(|e| e.to_entry()).collect();
+                (s.labels.clone(), std::sync::Arc::new(entries))
+            })
             .collect()
     });
     if !validated.streams.is_empty() {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use fenrir_chunk::EncodedChunk;
 use fenrir_common::{Entry, Fingerprint, LabelSet, Matcher, Tenant, Timestamp};
 use fenrir_index::Index;
+use fenrir_proto::PushEntry;
 use fenrir_storage::ObjectStore;
 use fenrir_wal::{Wal, WalOptions};
 
@@ -198,13 +199,18 @@ impl Ingester {
     /// outside the out-of-order window, writes the rest to the WAL (returns once it is
     /// fsynced), then makes them queryable. `Err(Refused)` means some entries were refused
     /// but the others were stored.
-    pub async fn push_with_limits(
+    pub async fn push_with_limits<E: Into<PushEntry>>(
         &self,
         tenant: &Tenant,
-        streams: Vec<(LabelSet, Vec<Entry>)>,
+        streams: Vec<(LabelSet, Vec<E>)>,
         limits: &PushLimits,
     ) -> Result<()> {
         self.check_backlog()?;
+        // Free when `E` is `PushEntry` (collected in place).
+        let streams: Vec<(LabelSet, Vec<PushEntry>)> = streams
+            .into_iter()
+            .map(|(labels, entries)| (labels, entries.into_iter().map(Into::into).collect()))
+            .collect();
         let (accepted, refused) = self.admit(tenant, streams, limits);
         if !accepted.is_empty() {
             let payload = record::encode(tenant, &accepted);
@@ -295,7 +301,7 @@ impl Ingester {
         &self,
         tenant: &Tenant,
         labels: LabelSet,
-        entries: Vec<Entry>,
+        entries: Vec<PushEntry>,
         segment: u64,
     ) -> Result<()> {
         let stream = self.stream(tenant, &labels);
@@ -312,7 +318,7 @@ impl Ingester {
     fn admit(
         &self,
         tenant: &Tenant,
-        streams: Vec<(LabelSet, Vec<Entry>)>,
+        streams: Vec<(LabelSet, Vec<PushEntry>)>,
         limits: &PushLimits,
     ) -> (Vec<RecordStream>, Option<Refused>) {
         let window = self.inner.cfg.out_of_order_window.as_nanos() as i64;
@@ -524,13 +530,13 @@ struct EntryCheck<'a> {
     now: Instant,
     /// The newest timestamp of the stream, this push's kept entries included.
     max_ts: Timestamp,
-    kept: Vec<Entry>,
+    kept: Vec<PushEntry>,
     refused: Vec<(Timestamp, String)>,
     discarded: &'a mut DiscardCounts,
 }
 
 impl EntryCheck<'_> {
-    fn entry(&mut self, e: Entry, bucket: Option<&mut TokenBucket>) {
+    fn entry(&mut self, e: PushEntry, bucket: Option<&mut TokenBucket>) {
         let size = entry_bytes(&e);
         if let Some(bucket) = bucket {
             if !bucket.allow(size as f64, self.now) {

@@ -5,7 +5,8 @@
 //! `i64 ts | str line | u32 n_metadata | (str, str)…`, where `str` is `u32 len | bytes`.
 //! The WAL adds length and CRC framing around it.
 
-use fenrir_common::{Entry, LabelSet, Tenant};
+use fenrir_common::{LabelSet, Tenant};
+use fenrir_proto::{PushEntry, SharedText};
 
 use crate::{Error, Result};
 
@@ -15,13 +16,14 @@ const RECORD_VERSION: u8 = 1;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RecordStream {
     pub(crate) labels: LabelSet,
-    pub(crate) entries: Vec<Entry>,
+    pub(crate) entries: Vec<PushEntry>,
 }
 
 pub(crate) fn encode(tenant: &Tenant, streams: &[RecordStream]) -> Vec<u8> {
     // The exact size: a record is as large as the request, and growing the buffer by
     // doubling would copy it several times and leave holes of every size in the heap.
     let str_len = |s: &str| 4 + s.len();
+    let text_len = |s: &SharedText| 4 + s.len();
     let size: usize = streams
         .iter()
         .map(|s| {
@@ -33,10 +35,10 @@ pub(crate) fn encode(tenant: &Tenant, streams: &[RecordStream]) -> Vec<u8> {
                 + s.entries
                     .iter()
                     .map(|e| {
-                        12 + str_len(&e.line)
+                        12 + text_len(&e.line)
                             + e.structured_metadata
                                 .iter()
-                                .map(|(k, v)| str_len(k) + str_len(v))
+                                .map(|(k, v)| text_len(k) + text_len(v))
                                 .sum::<usize>()
                     })
                     .sum::<usize>()
@@ -56,11 +58,11 @@ pub(crate) fn encode(tenant: &Tenant, streams: &[RecordStream]) -> Vec<u8> {
         put_u32(&mut out, s.entries.len());
         for e in &s.entries {
             out.extend_from_slice(&e.ts.to_le_bytes());
-            put_str(&mut out, &e.line);
+            put_bytes(&mut out, e.line.as_bytes());
             put_u32(&mut out, e.structured_metadata.len());
             for (k, v) in &e.structured_metadata {
-                put_str(&mut out, k);
-                put_str(&mut out, v);
+                put_bytes(&mut out, k.as_bytes());
+                put_bytes(&mut out, v.as_bytes());
             }
         }
     }
@@ -86,13 +88,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Tenant, Vec<RecordStream>)> {
         let mut entries = Vec::with_capacity(n_entries.min(4096));
         for _ in 0..n_entries {
             let ts = r.i64()?;
-            let line = r.string()?;
+            let line = r.string()?.into();
             let n_md = r.count()?;
             let mut structured_metadata = Vec::with_capacity(n_md.min(64));
             for _ in 0..n_md {
-                structured_metadata.push((r.string()?, r.string()?));
+                structured_metadata.push((r.string()?.into(), r.string()?.into()));
             }
-            entries.push(Entry {
+            entries.push(PushEntry {
                 ts,
                 line,
                 structured_metadata,
@@ -114,8 +116,12 @@ fn put_u32(out: &mut Vec<u8>, n: usize) {
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_u32(out, s.len());
-    out.extend_from_slice(s.as_bytes());
+    put_bytes(out, s.as_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u32(out, b.len());
+    out.extend_from_slice(b);
 }
 
 struct Reader<'a> {
@@ -172,7 +178,7 @@ mod tests {
     use super::*;
 
     fn sample() -> (Tenant, Vec<RecordStream>) {
-        let mut e = Entry::new(5, "line with ünïcode");
+        let mut e = PushEntry::new(5, "line with ünïcode");
         e.structured_metadata
             .push(("trace_id".into(), "abc".into()));
         (
@@ -180,7 +186,7 @@ mod tests {
             vec![
                 RecordStream {
                     labels: LabelSet::from_pairs([("app", "x"), ("env", "prod")]),
-                    entries: vec![e, Entry::new(-3, "")],
+                    entries: vec![e, PushEntry::new(-3, "")],
                 },
                 RecordStream {
                     labels: LabelSet::from_pairs([("app", "y")]),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use fenrir_chunk::{ChunkBuilder, ChunkReader, EncodedChunk};
 use fenrir_common::{Entry, LabelSet, Timestamp};
+use fenrir_proto::PushEntry;
 
 use crate::Result;
 
@@ -33,9 +34,6 @@ pub(crate) struct SealPolicy {
     pub(crate) block_bytes: usize,
     pub(crate) zstd_level: i32,
 }
-
-/// Most text an open block reserves up front.
-const BLOCK_RESERVE_MAX: usize = 256 << 10;
 
 /// Bytes held by all streams of an ingester: everything (open blocks, parts and sealed
 /// chunks), and of that the compressed part (parts and sealed chunks).
@@ -157,16 +155,35 @@ impl OpenBlock {
             + self.metadata_lens.len() * 4
     }
 
-    fn push(&mut self, e: &Entry, wal_segment: u64, block_bytes: usize) {
+    /// Makes room for a batch of entries at once, at most up to the block size (plus the
+    /// entry that crosses it): one allocation per batch instead of a doubling series, which
+    /// with many streams (blocks freed by early compression and grown again on every
+    /// batch) cost more in malloc and copies than the appends themselves, and no slack
+    /// past the block size.
+    fn reserve(&mut self, entries: &[PushEntry], block_bytes: usize) {
+        let (mut text, mut largest, mut pairs) = (0usize, 0usize, 0usize);
+        for e in entries {
+            let n = entry_bytes(e);
+            text += n;
+            largest = largest.max(n);
+            pairs += e.structured_metadata.len();
+        }
+        let len = self.text.len();
+        let room = block_bytes.saturating_sub(self.raw_bytes) + largest;
+        let want = len + text.min(room);
+        if want > self.text.capacity() {
+            self.text.reserve_exact(want - len);
+        }
+        self.slots.reserve(entries.len());
+        self.metadata_lens.reserve(pairs * 2);
+    }
+
+    fn push(&mut self, e: &PushEntry, wal_segment: u64) {
         self.min_wal = Some(self.min_wal.map_or(wal_segment, |m| m.min(wal_segment)));
         if let Some(last) = self.slots.last() {
             self.sorted &= e.ts >= last.ts;
         } else {
             self.sorted = true;
-            // Skips the smallest steps of the doubling series; a stream that stays small
-            // (most of them, with many streams) does not pin a whole block.
-            self.text
-                .reserve((block_bytes / 32).min(BLOCK_RESERVE_MAX) + entry_bytes(e));
         }
         let start = self.text.len() as u32;
         self.text.extend_from_slice(e.line.as_bytes());
@@ -252,7 +269,7 @@ impl Stream {
     /// they are full.
     pub(crate) fn append(
         &mut self,
-        entries: Vec<Entry>,
+        entries: Vec<PushEntry>,
         wal_segment: u64,
         policy: SealPolicy,
     ) -> Result<usize> {
@@ -263,11 +280,12 @@ impl Stream {
 
     fn append_inner(
         &mut self,
-        entries: Vec<Entry>,
+        entries: Vec<PushEntry>,
         wal_segment: u64,
         policy: SealPolicy,
     ) -> Result<usize> {
         let mut appended = 0;
+        self.head.open.reserve(&entries, policy.block_bytes);
         for e in &entries {
             if !self.is_new(e)? {
                 continue;
@@ -275,7 +293,7 @@ impl Stream {
             let head = &mut self.head;
             head.started.get_or_insert_with(Instant::now);
             head.max_ts = Some(head.max_ts.map_or(e.ts, |m| m.max(e.ts)));
-            head.open.push(e, wal_segment, policy.block_bytes);
+            head.open.push(e, wal_segment);
             self.max_ts = self.max_ts.max(e.ts);
             appended += 1;
             if self.head.open.raw_bytes >= policy.block_bytes {
@@ -293,7 +311,7 @@ impl Stream {
 
     /// Whether `e` is not already in the head. Only entries at or below the head's newest
     /// timestamp can be duplicates; the first of those builds the hash set.
-    fn is_new(&mut self, e: &Entry) -> Result<bool> {
+    fn is_new(&mut self, e: &PushEntry) -> Result<bool> {
         let head = &mut self.head;
         let maybe_duplicate = head.max_ts.is_some_and(|m| e.ts <= m);
         if head.hashes.is_none() {
@@ -305,10 +323,10 @@ impl Stream {
         let hashes = head.hashes.get_or_insert_with(HashSet::new);
         Ok(hashes.insert(entry_hash(
             e.ts,
-            &e.line,
+            e.line.as_bytes(),
             e.structured_metadata
                 .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
+                .map(|(k, v)| (k.as_bytes(), v.as_bytes())),
         )))
     }
 
@@ -534,13 +552,23 @@ fn head_hashes(head: &Head) -> Result<HashSet<u64>> {
         let reader = ChunkReader::open(&part.bytes)?;
         for i in 0..reader.blocks().len() {
             for e in &reader.decode_block(i)? {
-                hashes.insert(entry_hash(e.ts, e.line, e.structured_metadata.iter()));
+                hashes.insert(entry_hash(
+                    e.ts,
+                    e.line.as_bytes(),
+                    e.structured_metadata
+                        .iter()
+                        .map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+                ));
             }
         }
     }
     for slot in &head.open.slots {
         let e = head.open.get(slot);
-        hashes.insert(entry_hash(e.ts, e.line, e.metadata.iter().copied()));
+        hashes.insert(entry_hash(
+            e.ts,
+            e.line.as_bytes(),
+            e.metadata.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+        ));
     }
     Ok(hashes)
 }
@@ -553,28 +581,24 @@ fn min_wal(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 }
 
 /// Line plus structured-metadata bytes: what Loki counts as an entry's size.
-pub(crate) fn entry_bytes(e: &Entry) -> usize {
-    e.line.len()
-        + e.structured_metadata
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>()
+pub(crate) fn entry_bytes(e: &PushEntry) -> usize {
+    e.bytes()
 }
 
 fn entry_hash<'a>(
     ts: Timestamp,
-    line: &str,
-    structured_metadata: impl Iterator<Item = (&'a str, &'a str)>,
+    line: &[u8],
+    structured_metadata: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(&ts.to_le_bytes());
     h.update(&(line.len() as u64).to_le_bytes());
-    h.update(line.as_bytes());
+    h.update(line);
     for (k, v) in structured_metadata {
         h.update(&(k.len() as u64).to_le_bytes());
-        h.update(k.as_bytes());
+        h.update(k);
         h.update(&(v.len() as u64).to_le_bytes());
-        h.update(v.as_bytes());
+        h.update(v);
     }
     h.digest()
 }
@@ -606,6 +630,10 @@ mod tests {
         e
     }
 
+    fn push_entries(entries: &[Entry]) -> Vec<PushEntry> {
+        entries.iter().cloned().map(PushEntry::from).collect()
+    }
+
     /// Everything the stream holds, as a query would read it.
     fn contents(s: &Stream) -> Vec<Entry> {
         let mut out = Vec::new();
@@ -621,7 +649,7 @@ mod tests {
     fn in_order_entries_are_cut_into_parts_and_sealed_without_hashing() {
         let (mut s, gauge) = stream();
         let entries: Vec<Entry> = (0..700).map(entry).collect();
-        assert_eq!(s.append(entries.clone(), 1, POLICY).unwrap(), 700);
+        assert_eq!(s.append(push_entries(&entries), 1, POLICY).unwrap(), 700);
         assert!(s.head.hashes.is_none(), "in-order data needs no hashes");
         assert!(!s.sealed.is_empty() && !s.head.parts.is_empty());
         assert!(s.head.open.raw_bytes < POLICY.block_bytes);
@@ -645,7 +673,7 @@ mod tests {
         }
         assert!(s.is_empty());
         assert_eq!((gauge.get(), gauge.compressed()), (0, 0));
-        s.append(vec![entry(5000)], 2, POLICY).unwrap();
+        s.append(push_entries(&[entry(5000)]), 2, POLICY).unwrap();
         assert!(gauge.get() > 0);
         drop(s);
         assert_eq!(gauge.get(), 0);
@@ -655,18 +683,19 @@ mod tests {
     fn retried_entries_are_dropped_even_from_compressed_parts() {
         let (mut s, _) = stream();
         let entries: Vec<Entry> = (0..60).map(entry).collect();
-        assert_eq!(s.append(entries.clone(), 1, POLICY).unwrap(), 60);
+        assert_eq!(s.append(push_entries(&entries), 1, POLICY).unwrap(), 60);
         assert!(
             !s.head.parts.is_empty(),
             "some entries are compressed already"
         );
-        assert_eq!(s.append(entries.clone(), 2, POLICY).unwrap(), 0);
+        assert_eq!(s.append(push_entries(&entries), 2, POLICY).unwrap(), 0);
         assert!(s.head.hashes.is_some());
         // Same timestamp, other line: not a duplicate.
         let mut other = entry(3);
         other.line.push('!');
         assert_eq!(
-            s.append(vec![other.clone(), entry(60)], 2, POLICY).unwrap(),
+            s.append(push_entries(&[other.clone(), entry(60)]), 2, POLICY)
+                .unwrap(),
             2
         );
         let mut expected = entries;
@@ -681,7 +710,7 @@ mod tests {
         let (mut s, _) = stream();
         let mut entries: Vec<Entry> = (0..120).map(|i| entry((i * 37) % 120)).collect();
         entries.push(entry(50)); // an exact duplicate
-        assert_eq!(s.append(entries.clone(), 1, POLICY).unwrap(), 120);
+        assert_eq!(s.append(push_entries(&entries), 1, POLICY).unwrap(), 120);
         let parts: Vec<_> = s.head.parts.clone();
         assert!(parts
             .windows(2)
@@ -699,11 +728,11 @@ mod tests {
     fn sealing_parts_keeps_the_open_block_and_its_wal_segment() {
         let (mut s, gauge) = stream();
         let first: Vec<Entry> = (0..40).map(entry).collect();
-        s.append(first.clone(), 1, POLICY).unwrap();
+        s.append(push_entries(&first), 1, POLICY).unwrap();
         s.cut_block(POLICY).unwrap();
         assert!(!s.head.parts.is_empty() && s.sealed.is_empty());
         let later = vec![entry(40), entry(41)];
-        s.append(later.clone(), 3, POLICY).unwrap();
+        s.append(push_entries(&later), 3, POLICY).unwrap();
         assert_eq!(s.min_wal_segment(), 1);
 
         s.seal_parts(POLICY).unwrap();
@@ -736,7 +765,7 @@ mod tests {
     #[test]
     fn open_entries_are_sorted_and_filtered() {
         let (mut s, _) = stream();
-        s.append(vec![entry(9), entry(3), entry(6)], 4, POLICY)
+        s.append(push_entries(&[entry(9), entry(3), entry(6)]), 4, POLICY)
             .unwrap();
         let got: Vec<i64> = s.open_entries(4, 10).iter().map(|e| e.ts).collect();
         assert_eq!(got, vec![6, 9]);

@@ -30,6 +30,8 @@
 
 pub mod otlp;
 mod push;
+mod shared;
 
 pub use prost::{DecodeError, EncodeError, Message};
 pub use push::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
+pub use shared::{PushEntry, SharedText};

@@ -4,8 +4,7 @@
 use std::io::Read;
 
 use bytes::Bytes;
-use fenrir_common::Entry;
-use fenrir_proto::{Message, PushRequest};
+use fenrir_proto::{Message, PushEntry, PushRequest, SharedText};
 
 use crate::json::{decode_legacy, decode_v1};
 use crate::{PushError, Result};
@@ -80,8 +79,8 @@ pub struct RawPush {
 pub struct RawStream {
     /// The label string as sent (for v1 JSON: the `stream` object rendered as Loki does).
     pub labels: String,
-    /// The entries in request order.
-    pub entries: Vec<Entry>,
+    /// The entries in request order; their texts share the request body.
+    pub entries: Vec<PushEntry>,
 }
 
 /// Decodes a push body as Loki does: `Content-Encoding` first (none, `snappy` as a no-op,
@@ -386,27 +385,23 @@ fn convert_stream(s: fenrir_proto::StreamAdapter) -> Result<RawStream> {
         .into_iter()
         .map(|e| {
             let ts = e.timestamp.unwrap_or_default();
-            Ok(Entry {
+            Ok(PushEntry {
                 ts: proto_timestamp_nanos(ts.seconds, ts.nanos)?,
-                line: text(&e.line),
+                line: SharedText::from_utf8_lossy(e.line),
                 structured_metadata: e
                     .structured_metadata
-                    .iter()
-                    .map(|p| (text(&p.name), text(&p.value)))
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            SharedText::from_utf8_lossy(p.name),
+                            SharedText::from_utf8_lossy(p.value),
+                        )
+                    })
                     .collect(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(RawStream { labels, entries })
-}
-
-/// Bytes as text. Go keeps invalid UTF-8 as is; we store U+FFFD instead (lossy, but the
-/// same everywhere).
-fn text(b: &Bytes) -> String {
-    match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
-    }
 }
 
 /// Seconds of 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z, the valid proto range.
@@ -463,7 +458,7 @@ mod tests {
         RawPush {
             streams: vec![RawStream {
                 labels: r#"{job="x"}"#.into(),
-                entries: vec![Entry {
+                entries: vec![PushEntry {
                     ts: 1_700_000_000_000_000_007,
                     line: "hello".into(),
                     structured_metadata: vec![("trace_id".into(), "t1".into())],

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use fenrir_common::{write_go_quoted, Entry};
+use fenrir_proto::PushEntry;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -30,7 +31,7 @@ pub(crate) fn decode_v1(body: &[u8]) -> Result<Vec<RawStream>> {
                 .unwrap_or_default()
                 .into_iter()
                 .flatten()
-                .map(|e| e.0)
+                .map(|e| PushEntry::from(e.0))
                 .collect(),
         })
         .collect())
@@ -50,10 +51,12 @@ pub(crate) fn decode_legacy(body: &[u8]) -> Result<Vec<RawStream>> {
                 .unwrap_or_default()
                 .into_iter()
                 .flatten()
-                .map(|e| Entry {
-                    ts: e.ts.0,
-                    line: e.line,
-                    structured_metadata: e.structured_metadata.map(|m| m.0).unwrap_or_default(),
+                .map(|e| {
+                    PushEntry::from(Entry {
+                        ts: e.ts.0,
+                        line: e.line,
+                        structured_metadata: e.structured_metadata.map(|m| m.0).unwrap_or_default(),
+                    })
                 })
                 .collect(),
         })
@@ -239,9 +242,9 @@ impl<'de> Deserialize<'de> for StructuredMetadata {
 mod tests {
     use super::*;
 
-    fn sm(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn sm(list: &[(&str, &str)]) -> Vec<(fenrir_proto::SharedText, fenrir_proto::SharedText)> {
         list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect()
     }
 

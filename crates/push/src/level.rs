@@ -5,6 +5,7 @@
 //! otherwise substring heuristics). Values are normalised to `trace, debug, info, warn,
 //! error, critical, fatal`, or `unknown` when the line gives nothing away.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use fenrir_common::LabelSet;
@@ -43,6 +44,7 @@ pub(crate) fn stream_level(stream: &LabelSet) -> Option<&str> {
 
 /// The `detected_level` for an entry without one, given its stream's [`stream_level`];
 /// `None` when a level field exists but is empty (Loki then adds nothing).
+#[cfg(test)]
 pub(crate) fn detect_level(
     stream_level: Option<&str>,
     structured_metadata: &[(String, String)],
@@ -54,12 +56,22 @@ pub(crate) fn detect_level(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
+    detect_level_with(stream_level, sm_get, line).map(Cow::into_owned)
+}
+
+/// [`detect_level`] with the entry's metadata looked up by `sm_get`; Loki's level names
+/// are static, so the common case allocates nothing.
+pub(crate) fn detect_level_with<'a>(
+    stream_level: Option<&'a str>,
+    sm_get: impl Fn(&str) -> Option<&'a str>,
+    line: &str,
+) -> Option<Cow<'static, str>> {
     let from_fields = stream_level.or_else(|| LEVEL_FIELDS.iter().find_map(|f| sm_get(f)));
-    let level = match from_fields {
-        Some(v) => normalize_level(v).map_or_else(|| v.to_string(), str::to_string),
+    let level: Cow<'static, str> = match from_fields {
+        Some(v) => normalize_level(v).map_or_else(|| Cow::Owned(v.to_string()), Cow::Borrowed),
         None => match sm_get(SEVERITY_NUMBER).filter(|v| !v.is_empty()) {
-            Some(n) => otlp_severity_level(n).to_string(),
-            None => level_from_line(line).to_string(),
+            Some(n) => Cow::Borrowed(otlp_severity_level(n)),
+            None => Cow::Borrowed(level_from_line(line)),
         },
     };
     (!level.is_empty()).then_some(level)

@@ -15,6 +15,7 @@ use fenrir_proto::otlp::{
     KeyValue, KeyValueList, LogRecord, Resource, ResourceLogs, ScopeLogs,
 };
 use fenrir_proto::Message;
+use fenrir_proto::PushEntry;
 
 use crate::decode::{
     check_counts, decode_content, for_each_len_field, parse_media_type, ItemCounts,
@@ -203,7 +204,7 @@ fn scope_metadata(scope: &InstrumentationScope, sm: &mut Vec<(String, String)>) 
     Ok(())
 }
 
-fn record_entry(rec: &LogRecord, scope_sm: &[(String, String)], now_ns: i64) -> Result<Entry> {
+fn record_entry(rec: &LogRecord, scope_sm: &[(String, String)], now_ns: i64) -> Result<PushEntry> {
     let nanos = |v: u64| {
         i64::try_from(v).map_err(|_| {
             PushError::InvalidBody(format!("timestamp {v} does not fit in int64 nanoseconds"))
@@ -249,7 +250,8 @@ fn record_entry(rec: &LogRecord, scope_sm: &[(String, String)], now_ns: i64) -> 
         ts,
         line: rec.body.as_ref().map(as_string).unwrap_or_default(),
         structured_metadata: sm,
-    })
+    }
+    .into())
 }
 
 /// Appends an attribute as normalised `(name, value)` pairs; map values are flattened
@@ -754,9 +756,9 @@ mod tests {
         }
     }
 
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn pairs(list: &[(&str, &str)]) -> Vec<(fenrir_proto::SharedText, fenrir_proto::SharedText)> {
         list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect()
     }
 

@@ -5,10 +5,11 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use fenrir_common::{Entry, LabelSet, Tenant};
+use fenrir_common::{LabelSet, Tenant};
+use fenrir_proto::{PushEntry, SharedText};
 
 use crate::labels::{parse_label_pairs, render_pairs};
-use crate::level::{detect_level, normalize_level, stream_level, DETECTED_LEVEL};
+use crate::level::{detect_level_with, normalize_level, stream_level, DETECTED_LEVEL};
 use crate::time::format_rfc3339;
 use crate::{PushError, RawPush, Result};
 
@@ -190,7 +191,7 @@ pub struct ValidStream {
     /// The canonical labels, `service_name` included.
     pub labels: LabelSet,
     /// Accepted entries in request order.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<PushEntry>,
 }
 
 /// Validates a decoded push as Loki's distributor does (spec §2.2 steps 3–7).
@@ -218,7 +219,7 @@ pub fn validate(
     let mut errors = ErrorGroups::default();
     let mut discarded: std::collections::BTreeMap<DiscardReason, (u64, u64)> =
         std::collections::BTreeMap::new();
-    let mut count = |reason, entries: &[Entry]| {
+    let mut count = |reason, entries: &[PushEntry]| {
         let slot = discarded.entry(reason).or_default();
         slot.0 += entries.len() as u64;
         slot.1 += entries.iter().map(entry_size).sum::<u64>();
@@ -380,7 +381,7 @@ fn check_stream_labels(
 
 /// Spec §2.5, in Loki's order; the first failure drops the entry.
 fn check_entry(
-    entry: &Entry,
+    entry: &PushEntry,
     labels: &str,
     cfg: &ValidationConfig,
     now_ns: i64,
@@ -453,46 +454,46 @@ fn check_entry(
 }
 
 /// An entry's size as Loki's discard metrics count it: line plus structured metadata.
-fn entry_size(entry: &Entry) -> u64 {
-    (entry.line.len()
-        + entry
-            .structured_metadata
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>()) as u64
+fn entry_size(entry: &PushEntry) -> u64 {
+    entry.bytes() as u64
 }
 
 /// Σ(len(name) + len(value)), excluding `detected_level` as Loki's rate limiter does.
-fn metadata_size(sm: &[(String, String)]) -> usize {
+fn metadata_size(sm: &[(SharedText, SharedText)]) -> usize {
     sm.iter()
-        .filter(|(k, _)| k != DETECTED_LEVEL)
+        .filter(|(k, _)| *k != DETECTED_LEVEL)
         .map(|(k, v)| k.len() + v.len())
         .sum()
 }
 
 /// `max_line_size_truncate`: cut to `max − len(identifier)` bytes (at a character
 /// boundary) and append the identifier.
-fn truncate_line(line: &mut String, cfg: &ValidationConfig) {
+fn truncate_line(line: &mut SharedText, cfg: &ValidationConfig) {
     let max = cfg.max_line_size;
     if !cfg.max_line_size_truncate || max == 0 || line.len() <= max {
         return;
     }
     let mut cut = max.saturating_sub(cfg.max_line_size_truncate_identifier.len());
-    while !line.is_char_boundary(cut) {
+    let text = line.as_str();
+    while !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    line.truncate(cut);
-    line.push_str(&cfg.max_line_size_truncate_identifier);
+    let mut truncated = String::with_capacity(cut + cfg.max_line_size_truncate_identifier.len());
+    truncated.push_str(&text[..cut]);
+    truncated.push_str(&cfg.max_line_size_truncate_identifier);
+    *line = truncated.into();
 }
 
 /// Rewrites names to Prometheus-safe ones and strips U+FFFD from values.
-fn normalize_structured_metadata(sm: &mut [(String, String)]) -> Result<()> {
+fn normalize_structured_metadata(sm: &mut [(SharedText, SharedText)]) -> Result<()> {
     for (name, value) in sm.iter_mut() {
-        if let Cow::Owned(n) = normalize_metadata_name(name)? {
-            *name = n;
+        if let Cow::Owned(n) = normalize_metadata_name(name.as_str())? {
+            *name = n.into();
         }
-        if value.contains('\u{fffd}') {
-            value.retain(|c| c != '\u{fffd}');
+        if value.as_str().contains('\u{fffd}') {
+            let mut v = value.as_str().to_owned();
+            v.retain(|c| c != '\u{fffd}');
+            *value = v.into();
         }
     }
     Ok(())
@@ -545,23 +546,29 @@ pub(crate) fn normalize_metadata_name(name: &str) -> Result<Cow<'_, str>> {
 }
 
 /// Adds `detected_level`, or normalises one the client sent.
-fn add_detected_level(stream_level: Option<&str>, entry: &mut Entry) {
+fn add_detected_level(stream_level: Option<&str>, entry: &mut PushEntry) {
     if let Some((_, v)) = entry
         .structured_metadata
         .iter_mut()
-        .find(|(k, _)| k == DETECTED_LEVEL)
+        .find(|(k, _)| *k == DETECTED_LEVEL)
     {
-        if let Some(norm) = normalize_level(v) {
-            if v != norm {
-                *v = norm.to_string();
+        if let Some(norm) = normalize_level(v.as_str()) {
+            if *v != norm {
+                *v = SharedText::from_static(norm);
             }
         }
         return;
     }
-    if let Some(level) = detect_level(stream_level, &entry.structured_metadata, &entry.line) {
+    let sm = &entry.structured_metadata;
+    let sm_get = |name: &str| sm.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str());
+    if let Some(level) = detect_level_with(stream_level, sm_get, entry.line.as_str()) {
+        let level = match level {
+            Cow::Borrowed(s) => SharedText::from_static(s),
+            Cow::Owned(s) => s.into(),
+        };
         entry
             .structured_metadata
-            .push((DETECTED_LEVEL.to_string(), level));
+            .push((SharedText::from_static(DETECTED_LEVEL), level));
     }
 }
 
@@ -569,7 +576,7 @@ fn add_detected_level(stream_level: Option<&str>, entry: &mut Entry) {
 /// entry's, and whose timestamp equals that entry's (possibly already incremented)
 /// timestamp or the last original timestamp, moves to 1 ns after the previous entry, so
 /// that push order survives. Equal lines keep their timestamp (they are duplicates).
-fn increment_duplicate(entry: &mut Entry, prev: &mut Option<PrevEntry>) {
+fn increment_duplicate(entry: &mut PushEntry, prev: &mut Option<PrevEntry>) {
     match prev {
         Some(p)
             if p.line != entry.line && (entry.ts == p.stored_ts || entry.ts == p.original_ts) =>
@@ -591,7 +598,7 @@ fn increment_duplicate(entry: &mut Entry, prev: &mut Option<PrevEntry>) {
 struct PrevEntry {
     stored_ts: i64,
     original_ts: i64,
-    line: String,
+    line: SharedText,
 }
 
 /// Validation messages counted by text, in order of first appearance.
@@ -633,6 +640,7 @@ impl ErrorGroups {
 mod tests {
     use super::*;
     use crate::RawStream;
+    use fenrir_common::Entry;
 
     /// 2024-07-07T08:00:00Z.
     const NOW: i64 = 1_720_339_200_000_000_000;
@@ -643,7 +651,7 @@ mod tests {
                 .iter()
                 .map(|(l, e)| RawStream {
                     labels: l.to_string(),
-                    entries: e.clone(),
+                    entries: e.iter().cloned().map(PushEntry::from).collect(),
                 })
                 .collect(),
         }
@@ -962,7 +970,7 @@ mod tests {
             &no_levels(),
         );
         let sm = &out.streams[0].entries[0].structured_metadata;
-        assert_eq!(sm, &vec![("trace_id".to_string(), "ab".to_string())]);
+        assert_eq!(sm, &vec![("trace_id".into(), "ab".into())]);
     }
 
     #[test]
@@ -1106,7 +1114,7 @@ mod tests {
             .iter()
             .map(|e| e.structured_metadata.clone())
             .collect();
-        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let pair = |k: &str, v: &str| (SharedText::from(k), SharedText::from(v));
         assert_eq!(
             sm,
             vec![
