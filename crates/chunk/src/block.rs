@@ -25,6 +25,7 @@
 //! Decoding rebuilds the same text as the row-wise layout into one fresh buffer (lines, then
 //! metadata), so both layouts give the same `DecodedBlock`.
 
+use crate::chunk::BlockParts;
 use crate::codec::{put_uvarint, zigzag, Cursor};
 use crate::columnar;
 use crate::{Error, Result};
@@ -227,7 +228,18 @@ pub struct DecodedBlock {
 
 impl DecodedBlock {
     /// Parses and fully validates a raw block, so that iteration cannot fail afterwards.
-    pub(crate) fn decode(mut raw: Vec<u8>, expected: &Expected) -> Result<Self> {
+    #[cfg(test)]
+    pub(crate) fn decode(raw: Vec<u8>, expected: &Expected) -> Result<Self> {
+        Self::decode_parts(raw, expected, BlockParts::ALL)
+    }
+
+    /// [`DecodedBlock::decode`], decoding only `parts` where the layout allows it (parts left
+    /// out come back empty: every line `""`, no metadata pairs).
+    pub(crate) fn decode_parts(
+        mut raw: Vec<u8>,
+        expected: &Expected,
+        parts: BlockParts,
+    ) -> Result<Self> {
         let Some(columns_end) = raw.len().checked_sub(TAIL_LEN) else {
             return Err(Error::Truncated {
                 what: WHAT,
@@ -250,6 +262,7 @@ impl DecodedBlock {
                 &raw[text_len..columns_end],
                 flags,
                 expected,
+                parts,
             );
         }
         let columns = raw[text_len..columns_end].to_vec();
@@ -310,12 +323,13 @@ impl DecodedBlock {
     }
 
     /// Rebuilds a columnar block's text: lines from templates and columns (or the text
-    /// region, for lines kept whole), then metadata.
+    /// region, for lines kept whole), then metadata; only the `parts` asked for.
     fn decode_columnar(
         exceptions: &[u8],
         columns: &[u8],
         flags: u8,
         expected: &Expected,
+        parts: BlockParts,
     ) -> Result<Self> {
         let mut c = Cursor::new(columns, WHAT);
         // Every entry takes at least one byte of timestamp.
@@ -327,24 +341,18 @@ impl DecodedBlock {
             ));
         }
         let ts = timestamps(&mut c, count, expected)?;
-        let mut out = columnar::Out::new();
-        let mut line_bounds = Vec::with_capacity(count + 1);
-        line_bounds.push(0);
-        columnar::decode_lines(&mut c, count, exceptions, &mut out, &mut line_bounds)?;
-        let mut metadata_pairs = Vec::new();
-        let mut metadata_bounds = Vec::new();
-        if flags & HAS_METADATA != 0 {
-            columnar::decode_metadata(
-                &mut c,
-                count,
-                MAX_PAIRS,
-                &mut out,
-                &mut metadata_pairs,
-                &mut metadata_bounds,
-            )?;
+        let has_metadata = flags & HAS_METADATA != 0;
+        let (decoded, whole) =
+            columnar::decode(&mut c, count, exceptions, MAX_PAIRS, has_metadata, parts)?;
+        if whole {
+            c.finish()?;
         }
-        c.finish()?;
-        let text = out.into_string()?;
+        let columnar::Decoded {
+            text,
+            line_bounds,
+            metadata_pairs,
+            metadata_bounds,
+        } = decoded;
         // Slicing at a bound inside a character would panic later.
         let inside_char = |b: &u32| !text.is_char_boundary(*b as usize);
         if line_bounds.iter().any(inside_char) || metadata_bounds.iter().any(inside_char) {

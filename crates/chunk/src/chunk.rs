@@ -495,7 +495,7 @@ impl BlockParts {
 pub fn decode_stored_block_parts(
     stored: &[u8],
     block: &BlockMeta,
-    _parts: BlockParts,
+    parts: BlockParts,
 ) -> Result<DecodedBlock> {
     const WHAT: &str = "chunk block";
     if stored.len() != block.len as usize || stored.len() <= BLOCK_CRC_LEN {
@@ -521,13 +521,14 @@ pub fn decode_stored_block_parts(
             "raw length differs from the directory",
         ));
     }
-    DecodedBlock::decode(
+    DecodedBlock::decode_parts(
         raw,
         &Expected {
             entries: block.entries,
             min_ts: block.min_ts,
             max_ts: block.max_ts,
         },
+        parts,
     )
 }
 

@@ -45,6 +45,7 @@ pub(crate) fn crc(bytes: &[u8]) -> u32 {
 
 /// Reads from a byte slice, failing with [`Error::Truncated`] or [`Error::Corrupt`] instead of
 /// panicking. `what` names the structure in error messages.
+#[derive(Clone)]
 pub(crate) struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
