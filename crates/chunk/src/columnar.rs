@@ -741,7 +741,23 @@ impl<'a> Bits<'a> {
             let word = u64::from_le_bytes(data[at..at + 8].try_into().unwrap_or_default());
             ((word >> (bit % 8)) & mask) as i64
         }));
-        out.extend((mid..end).map(|i| self.get(i) as i64));
+        if mid == end {
+            return;
+        }
+        if w > 56 {
+            out.extend((mid..end).map(|i| self.get(i) as i64));
+            return;
+        }
+        // The rest start in the last 8 bytes: read them from a zero-padded copy.
+        let tail = data.len().saturating_sub(8);
+        let mut padded = [0u8; 16];
+        padded[..data.len() - tail].copy_from_slice(&data[tail..]);
+        out.extend((mid..end).map(|i| {
+            let bit = i * w;
+            let at = bit / 8 - tail;
+            let word = u64::from_le_bytes(padded[at..at + 8].try_into().unwrap_or_default());
+            ((word >> (bit % 8)) & mask) as i64
+        }));
     }
 }
 
@@ -1718,11 +1734,12 @@ fn decode_metadata(
         text.resize(end as usize + SLACK, 0);
         arena.room(0);
         let mut p = pos;
-        for &span in spans.iter() {
-            copy_span(text, p, &arena.bytes, span);
+        let (out, src) = (text.as_mut_slice(), arena.bytes.as_slice());
+        bounds.extend(spans.iter().map(|&span| {
+            copy_span(out, p, src, span);
             p += span.1 as usize;
-            bounds.push((base + p) as u32);
-        }
+            (base + p) as u32
+        }));
         text.truncate(p);
         done += m;
     }
