@@ -427,6 +427,17 @@ golden_block = first_raw_block(open(os.path.join(data_dir, "v2.chunk"), "rb").re
 if golden_block is not None:
     write("chunk_decode", "columnar_golden", b"\x04" + golden_block)
 
+# Decoding only some parts: the mode byte's quotient by 5 picks them (1 lines only, 2
+# metadata only, 3 timestamps only).
+v2_chunk = open(os.path.join(data_dir, "v2.chunk"), "rb").read()
+v1_chunk = open(os.path.join(data_dir, "v1.chunk"), "rb").read()
+write("chunk_decode", "parts_v2_chunk_metadata_only", bytes([1 + 5 * 2]) + v2_chunk)
+write("chunk_decode", "parts_v2_chunk_lines_only", bytes([1 + 5 * 1]) + v2_chunk)
+write("chunk_decode", "parts_v1_chunk_metadata_only", bytes([1 + 5 * 2]) + v1_chunk)
+body, n, lo, hi = columnar_block(json_lines)
+write("chunk_decode", "parts_columnar_json_timestamps_only",
+      bytes([4 + 5 * 3]) + struct.pack("<Iqq", n, lo, hi) + body)
+
 
 # wal_replay: a real segment file (mode 0) and the same records for the framing mode (1).
 def wal_str(s: str) -> bytes:

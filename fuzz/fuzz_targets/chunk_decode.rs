@@ -10,9 +10,17 @@
 //! 4. one raw (uncompressed) block: `u32 entries | i64 min ts | i64 max ts | block bytes`,
 //!    wrapped here in a valid one-block chunk (version 2), which fuzzes the block decoders
 //!    (row-wise and columnar) directly.
+//!
+//! The first byte divided by 5 (mod 4) picks the parts every block is also decoded with
+//! (`decode_stored_block_parts`): 0 all, 1 lines only, 2 metadata only, 3 neither. A block
+//! that decodes whole must decode in parts too, to the same timestamps and the parts asked
+//! for (lines `""` and no metadata otherwise).
 #![no_main]
 
-use fenrir_chunk::{decode_all, footer_len_from_trailer, parse_footer, read_segment, ChunkReader};
+use fenrir_chunk::{
+    decode_all, decode_stored_block_parts, footer_len_from_trailer, parse_footer, read_segment,
+    BlockParts, ChunkReader,
+};
 use libfuzzer_sys::fuzz_target;
 
 const CHUNK_HEADER_LEN: usize = 52;
@@ -98,9 +106,9 @@ fn repair_segment(b: &mut [u8]) {
     }
 }
 
-/// Opens a chunk and walks every entry of every block, as a query scan does, then decodes
-/// it whole.
-fn read_chunk(bytes: &[u8]) {
+/// Opens a chunk and walks every entry of every block, as a query scan does, also decoding
+/// each block with only `parts`; then decodes it whole.
+fn read_chunk(bytes: &[u8], parts: BlockParts) {
     if let Ok(entries) = decode_all(bytes) {
         assert!(!entries.is_empty());
     }
@@ -108,10 +116,33 @@ fn read_chunk(bytes: &[u8]) {
         return;
     };
     let _ = reader.meta();
-    for i in 0..reader.blocks().len() {
+    for (i, meta) in reader.blocks().iter().enumerate() {
+        let place = usize::try_from(meta.offset)
+            .ok()
+            .and_then(|start| bytes.get(start..start.checked_add(meta.len as usize)?));
+        let Some(stored) = place else {
+            assert!(reader.decode_block(i).is_err());
+            continue;
+        };
+        let partial = decode_stored_block_parts(stored, meta, parts);
+        if let Ok(block) = &partial {
+            for entry in block.iter().rev() {
+                let _ = entry.to_entry();
+            }
+        }
         let Ok(block) = reader.decode_block(i) else {
             continue;
         };
+        let partial = partial.expect("a block that decodes whole decodes in parts");
+        assert_eq!(partial.timestamps(), block.timestamps());
+        for (got, whole) in partial.iter().zip(block.iter()) {
+            assert_eq!(got.line, if parts.lines { whole.line } else { "" });
+            if parts.metadata {
+                assert_eq!(got.structured_metadata, whole.structured_metadata);
+            } else {
+                assert!(got.structured_metadata.is_empty());
+            }
+        }
         assert!(block.get(block.len()).is_none());
         let mut seen = 0usize;
         for entry in block.iter() {
@@ -129,14 +160,17 @@ fn read_chunk(bytes: &[u8]) {
     assert!(reader.decode_block(reader.blocks().len()).is_err());
 }
 
-fn read_whole_segment(bytes: &[u8]) {
+fn read_whole_segment(bytes: &[u8], parts: BlockParts) {
     let _ = footer_len_from_trailer(bytes);
     let _ = parse_footer(bytes);
     let Ok(footer) = read_segment(bytes) else {
         return;
     };
     for chunk in &footer.chunks {
-        read_chunk(&bytes[chunk.offset as usize..(chunk.offset + chunk.len) as usize]);
+        read_chunk(
+            &bytes[chunk.offset as usize..(chunk.offset + chunk.len) as usize],
+            parts,
+        );
     }
 }
 
@@ -177,18 +211,21 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    let (lines, metadata) = [(true, true), (true, false), (false, true), (false, false)]
+        [usize::from(mode / 5 % 4)];
+    let parts = BlockParts { lines, metadata };
     match mode % 5 {
-        0 => read_chunk(rest),
+        0 => read_chunk(rest, parts),
         1 => {
             let mut bytes = rest.to_vec();
             repair_chunk(&mut bytes);
-            read_chunk(&bytes);
+            read_chunk(&bytes, parts);
         }
-        2 => read_whole_segment(rest),
+        2 => read_whole_segment(rest, parts),
         3 => {
             let mut bytes = rest.to_vec();
             repair_segment(&mut bytes);
-            read_whole_segment(&bytes);
+            read_whole_segment(&bytes, parts);
         }
         _ => {
             if rest.len() < 20 {
@@ -198,7 +235,7 @@ fuzz_target!(|data: &[u8]| {
             let min_ts = u64_at(rest, 4) as i64;
             let max_ts = u64_at(rest, 12) as i64;
             if let Some(chunk) = wrap_block(&rest[20..], entries, min_ts, max_ts) {
-                read_chunk(&chunk);
+                read_chunk(&chunk, parts);
             }
         }
     }

@@ -3,8 +3,13 @@
 //! `detected_level` metadata as ingest adds it). Prints each shape's compression ratio.
 //!
 //! `cargo bench -p fenrir-chunk --bench chunk`
+//!
+//! With `CHUNK_DECODE_ONCE=<shape>` in the environment the binary instead encodes that shape
+//! once and decodes it once, for instruction counts that do not depend on the machine's load:
+//! `CHUNK_DECODE_ONCE=bench valgrind --tool=callgrind --toggle-collect='*decode_chunk*' <bench binary>`
+//! (`CHUNK_DECODE_REPEAT=n` decodes it n times, for `perf stat` cycle counts on a busy machine).
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
 use fenrir_chunk::{ChunkBuilder, ChunkReader, DEFAULT_BLOCK_TARGET_RAW};
 use fenrir_common::LabelSet;
 
@@ -135,6 +140,20 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// Decodes every block of `bytes` and iterates every line, as the decode benchmark does;
+/// returns the bytes of lines seen.
+#[inline(never)]
+fn decode_chunk(bytes: &[u8]) -> usize {
+    let reader = ChunkReader::open(black_box(bytes)).unwrap();
+    let mut seen = 0usize;
+    for i in 0..reader.blocks().len() {
+        let block = reader.decode_block(i).unwrap();
+        seen += block.iter().map(|e| e.line.len()).sum::<usize>();
+        black_box(&block);
+    }
+    seen
+}
+
 fn bench_shape(c: &mut Criterion, shape: &str, lines: &[(i64, String, &str)]) {
     let raw: usize = lines.iter().map(|(_, l, _)| l.len()).sum();
     let mut group = c.benchmark_group(format!("chunk/{shape}"));
@@ -151,20 +170,34 @@ fn bench_shape(c: &mut Criterion, shape: &str, lines: &[(i64, String, &str)]) {
             b.iter(|| encode(black_box(lines), level))
         });
         group.bench_with_input(BenchmarkId::new("decode", level), &bytes, |b, bytes| {
-            b.iter(|| {
-                let reader = ChunkReader::open(black_box(bytes)).unwrap();
-                let mut seen = 0usize;
-                for i in 0..reader.blocks().len() {
-                    let block = reader.decode_block(i).unwrap();
-                    seen += block.iter().map(|e| e.line.len()).sum::<usize>();
-                    black_box(&block);
-                }
-                assert_eq!(seen, raw);
-            })
+            b.iter(|| assert_eq!(decode_chunk(bytes), raw))
         });
     }
     group.finish();
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(shape) = std::env::var_os("CHUNK_DECODE_ONCE") {
+        let lines = match shape.to_str() {
+            Some("nginx") => access_log_lines()
+                .into_iter()
+                .map(|(ts, l)| (ts, l, ""))
+                .collect(),
+            _ => bench_workload_lines(),
+        };
+        let raw: usize = lines.iter().map(|(_, l, _)| l.len()).sum();
+        let bytes = encode(&lines, 1);
+        let repeat: usize = std::env::var("CHUNK_DECODE_REPEAT")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        for _ in 0..repeat {
+            assert_eq!(decode_chunk(&bytes), raw);
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

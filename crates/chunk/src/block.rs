@@ -25,6 +25,7 @@
 //! Decoding rebuilds the same text as the row-wise layout into one fresh buffer (lines, then
 //! metadata), so both layouts give the same `DecodedBlock`.
 
+use crate::chunk::BlockParts;
 use crate::codec::{put_uvarint, zigzag, Cursor};
 use crate::columnar;
 use crate::{Error, Result};
@@ -227,7 +228,18 @@ pub struct DecodedBlock {
 
 impl DecodedBlock {
     /// Parses and fully validates a raw block, so that iteration cannot fail afterwards.
-    pub(crate) fn decode(mut raw: Vec<u8>, expected: &Expected) -> Result<Self> {
+    #[cfg(test)]
+    pub(crate) fn decode(raw: Vec<u8>, expected: &Expected) -> Result<Self> {
+        Self::decode_parts(raw, expected, BlockParts::ALL)
+    }
+
+    /// [`DecodedBlock::decode`], decoding only `parts` where the layout allows it (parts left
+    /// out come back empty: every line `""`, no metadata pairs).
+    pub(crate) fn decode_parts(
+        mut raw: Vec<u8>,
+        expected: &Expected,
+        parts: BlockParts,
+    ) -> Result<Self> {
         let Some(columns_end) = raw.len().checked_sub(TAIL_LEN) else {
             return Err(Error::Truncated {
                 what: WHAT,
@@ -250,16 +262,14 @@ impl DecodedBlock {
                 &raw[text_len..columns_end],
                 flags,
                 expected,
+                parts,
             );
         }
-        let columns = raw[text_len..columns_end].to_vec();
-        raw.truncate(text_len);
-        let text = String::from_utf8(raw)
-            .map_err(|e| Error::corrupt(WHAT, format!("text is not utf-8: {}", e.utf8_error())))?;
-
-        let mut c = Cursor::new(&columns, WHAT);
+        // Columns first (they say where the lines end), then only the text wanted is
+        // checked as UTF-8: skipping lines skips the bulk of the block.
+        let mut c = Cursor::new(&raw[text_len..columns_end], WHAT);
         // Every entry takes at least one byte of timestamp and one of length.
-        let count = c.uvarint_len(columns.len() / 2)?;
+        let count = c.uvarint_len(c.remaining() / 2)?;
         if count != expected.entries as usize {
             return Err(Error::corrupt(
                 WHAT,
@@ -272,13 +282,15 @@ impl DecodedBlock {
         let mut line_bounds = Vec::with_capacity(count + 1);
         line_bounds.push(0);
         for _ in 0..count {
-            offset = advance(&text, offset, c.uvarint_len(text_len)?)?;
+            offset = advance(text_len, offset, c.uvarint_len(text_len)?)?;
             line_bounds.push(offset as u32);
         }
-
+        let lines_end = offset;
+        let has_metadata = flags & HAS_METADATA != 0;
+        let metadata = has_metadata && parts.metadata;
         let mut metadata_pairs = Vec::new();
         let mut metadata_bounds = Vec::new();
-        if flags & HAS_METADATA != 0 {
+        if metadata {
             metadata_pairs.reserve(count + 1);
             metadata_pairs.push(0u32);
             metadata_bounds.push(offset as u32);
@@ -287,18 +299,38 @@ impl DecodedBlock {
                 // Every pair takes at least two bytes of lengths.
                 let n = c.uvarint_len(c.remaining() / 2)?;
                 for _ in 0..n {
-                    offset = advance(&text, offset, c.uvarint_len(text_len)?)?;
+                    offset = advance(text_len, offset, c.uvarint_len(text_len)?)?;
                     metadata_bounds.push(offset as u32);
-                    offset = advance(&text, offset, c.uvarint_len(text_len)?)?;
+                    offset = advance(text_len, offset, c.uvarint_len(text_len)?)?;
                     metadata_bounds.push(offset as u32);
                 }
                 pairs += n as u32;
                 metadata_pairs.push(pairs);
             }
         }
-        c.finish()?;
-        if offset != text.len() {
-            return Err(Error::corrupt(WHAT, "columns do not cover the text"));
+        if metadata || !has_metadata {
+            c.finish()?;
+            if offset != text_len {
+                return Err(Error::corrupt(WHAT, "columns do not cover the text"));
+            }
+        }
+        let text = if parts.lines {
+            raw.truncate(offset);
+            raw
+        } else {
+            // Only the metadata text, moved to the start.
+            for b in &mut metadata_bounds {
+                *b -= lines_end as u32;
+            }
+            line_bounds.iter_mut().for_each(|b| *b = 0);
+            raw[lines_end..offset].to_vec()
+        };
+        let text = String::from_utf8(text)
+            .map_err(|e| Error::corrupt(WHAT, format!("text is not utf-8: {}", e.utf8_error())))?;
+        // Slicing at a bound inside a character would panic later.
+        let inside_char = |b: &u32| !text.is_char_boundary(*b as usize);
+        if line_bounds.iter().any(inside_char) || metadata_bounds.iter().any(inside_char) {
+            return Err(Error::corrupt(WHAT, "string bound inside a character"));
         }
         Ok(DecodedBlock {
             text,
@@ -310,12 +342,13 @@ impl DecodedBlock {
     }
 
     /// Rebuilds a columnar block's text: lines from templates and columns (or the text
-    /// region, for lines kept whole), then metadata.
+    /// region, for lines kept whole), then metadata; only the `parts` asked for.
     fn decode_columnar(
         exceptions: &[u8],
         columns: &[u8],
         flags: u8,
         expected: &Expected,
+        parts: BlockParts,
     ) -> Result<Self> {
         let mut c = Cursor::new(columns, WHAT);
         // Every entry takes at least one byte of timestamp.
@@ -327,24 +360,18 @@ impl DecodedBlock {
             ));
         }
         let ts = timestamps(&mut c, count, expected)?;
-        let mut out = columnar::Out::new();
-        let mut line_bounds = Vec::with_capacity(count + 1);
-        line_bounds.push(0);
-        columnar::decode_lines(&mut c, count, exceptions, &mut out, &mut line_bounds)?;
-        let mut metadata_pairs = Vec::new();
-        let mut metadata_bounds = Vec::new();
-        if flags & HAS_METADATA != 0 {
-            columnar::decode_metadata(
-                &mut c,
-                count,
-                MAX_PAIRS,
-                &mut out,
-                &mut metadata_pairs,
-                &mut metadata_bounds,
-            )?;
+        let has_metadata = flags & HAS_METADATA != 0;
+        let (decoded, whole) =
+            columnar::decode(&mut c, count, exceptions, MAX_PAIRS, has_metadata, parts)?;
+        if whole {
+            c.finish()?;
         }
-        c.finish()?;
-        let text = out.into_string()?;
+        let columnar::Decoded {
+            text,
+            line_bounds,
+            metadata_pairs,
+            metadata_bounds,
+        } = decoded;
         // Slicing at a bound inside a character would panic later.
         let inside_char = |b: &u32| !text.is_char_boundary(*b as usize);
         if line_bounds.iter().any(inside_char) || metadata_bounds.iter().any(inside_char) {
@@ -429,14 +456,11 @@ fn timestamps(c: &mut Cursor<'_>, count: usize, expected: &Expected) -> Result<V
     Ok(ts)
 }
 
-/// Moves `offset` over `len` bytes of `text`, which must end on a character boundary.
-fn advance(text: &str, offset: usize, len: usize) -> Result<usize> {
+/// Moves `offset` over `len` bytes of a text of `text_len` bytes.
+fn advance(text_len: usize, offset: usize, len: usize) -> Result<usize> {
     match offset.checked_add(len) {
-        Some(end) if end <= text.len() && text.is_char_boundary(end) => Ok(end),
-        _ => Err(Error::corrupt(
-            WHAT,
-            "string past the text or inside a character",
-        )),
+        Some(end) if end <= text_len => Ok(end),
+        _ => Err(Error::corrupt(WHAT, "string past the text")),
     }
 }
 
@@ -672,6 +696,41 @@ mod tests {
     }
 
     #[test]
+    fn parts_of_row_wise_and_columnar_blocks() {
+        let varied = vec![
+            (-5, "first", meta(&[])),
+            (-5, "", meta(&[("trace_id", "abc"), ("user", "ünïcode")])),
+            (10, "日本語 line", meta(&[])),
+            (i64::MAX, "last", meta(&[("k", "")])),
+        ];
+        let (sealed, expected) = build(&varied);
+        assert_eq!(*sealed.raw.last().unwrap(), HAS_METADATA);
+        check_parts(&sealed.raw, &expected).unwrap();
+        // Columnar, with lines kept whole and several templates, with and without metadata.
+        let mut b = BlockBuilder::default();
+        for i in 0..200i64 {
+            let line = match i % 7 {
+                0 => format!("plain line {i} ünï"),
+                1 | 2 => format!(r#"level=info msg="m {}" took={i}ms"#, i % 3),
+                _ => format!(r#"{{"n":{i},"s":"v{}","h":"{:08x}"}}"#, i % 5, i * 977),
+            };
+            let md = [("lvl", ["a", "é"][i as usize % 2])];
+            b.push(i, &line, md.iter().take(i as usize % 3).copied());
+        }
+        let expected = expected_of(&b);
+        let raw = b.columnar_raw().unwrap();
+        check_parts(&raw, &expected).unwrap();
+        let mut b = BlockBuilder::default();
+        for i in 0..50i64 {
+            b.push(i, &format!(r#"{{"n":{i}}}"#), std::iter::empty());
+        }
+        let expected = expected_of(&b);
+        let raw = b.columnar_raw().unwrap();
+        assert_eq!(*raw.last().unwrap(), COLUMNAR);
+        check_parts(&raw, &expected).unwrap();
+    }
+
+    #[test]
     fn no_metadata_means_no_metadata_column() {
         let without = build(&[(1, "a", meta(&[])), (2, "b", meta(&[]))]).0;
         let with = build(&[(1, "a", meta(&[])), (2, "b", meta(&[("k", "v")]))]).0;
@@ -743,8 +802,49 @@ mod tests {
         }
     }
 
+    const ALL_PARTS: [BlockParts; 4] = [
+        BlockParts {
+            lines: true,
+            metadata: true,
+        },
+        BlockParts {
+            lines: true,
+            metadata: false,
+        },
+        BlockParts {
+            lines: false,
+            metadata: true,
+        },
+        BlockParts {
+            lines: false,
+            metadata: false,
+        },
+    ];
+
+    /// Decodes `raw` with every combination of parts and checks each against the full
+    /// decode: the same timestamps, lines and metadata where asked for, `""` and no pairs
+    /// where not.
+    fn check_parts(raw: &[u8], expected: &Expected) -> std::result::Result<(), TestCaseError> {
+        let full = DecodedBlock::decode(raw.to_vec(), expected).unwrap();
+        for parts in ALL_PARTS {
+            let block = DecodedBlock::decode_parts(raw.to_vec(), expected, parts).unwrap();
+            prop_assert_eq!(block.timestamps(), full.timestamps());
+            for (got, want) in block.iter().zip(full.iter()) {
+                prop_assert_eq!(got.line, if parts.lines { want.line } else { "" });
+                let pairs = got.structured_metadata.to_vec();
+                if parts.metadata {
+                    prop_assert_eq!(pairs, want.structured_metadata.to_vec());
+                } else {
+                    prop_assert!(pairs.is_empty());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Builds a block from `entries` and checks that both the forced columnar layout (when
-    /// the lines split) and whatever `seal` picks decode to exactly the entries.
+    /// the lines split) and whatever `seal` picks decode to exactly the entries, and to the
+    /// same parts when decoding only some.
     fn check_round_trip(entries: &[TestEntry<'_>]) -> std::result::Result<bool, TestCaseError> {
         let mut b = BlockBuilder::default();
         for (ts, line, md) in entries {
@@ -757,6 +857,7 @@ mod tests {
         let mut raws = vec![sealed.raw];
         raws.extend(columnar);
         for raw in raws {
+            check_parts(&raw, &expected)?;
             let block = DecodedBlock::decode(raw, &expected).unwrap();
             prop_assert_eq!(block.len(), entries.len());
             for (got, (ts, line, md)) in block.iter().zip(entries) {
@@ -853,6 +954,18 @@ mod tests {
             "{} of {row_len}",
             sealed.raw.len()
         );
+        let metadata_only = BlockParts {
+            lines: false,
+            metadata: true,
+        };
+        let block = DecodedBlock::decode_parts(sealed.raw.clone(), &expected, metadata_only);
+        for got in block.unwrap().iter() {
+            assert_eq!(got.line, "");
+            assert_eq!(
+                got.structured_metadata.to_vec(),
+                [("detected_level".to_owned(), "info".to_owned())]
+            );
+        }
         let block = DecodedBlock::decode(sealed.raw, &expected).unwrap();
         for (got, line) in block.iter().zip(&lines) {
             assert_eq!(got.line, line);
@@ -920,10 +1033,12 @@ mod tests {
                 raw[i] = byte;
             }
             raw.truncate(raw.len() - cut);
-            if let Ok(block) = DecodedBlock::decode(raw, &expected) {
-                for e in block.iter().rev() {
-                    let _ = e.structured_metadata.to_vec();
-                    prop_assert!(e.ts >= 0 && e.ts <= 300);
+            for parts in ALL_PARTS {
+                if let Ok(block) = DecodedBlock::decode_parts(raw.clone(), &expected, parts) {
+                    for e in block.iter().rev() {
+                        let _ = e.structured_metadata.to_vec();
+                        prop_assert!(e.ts >= 0 && e.ts <= 300);
+                    }
                 }
             }
         }
@@ -937,8 +1052,10 @@ mod tests {
             raw.extend_from_slice(&text_len.to_le_bytes());
             raw.push(COLUMNAR | if metadata { HAS_METADATA } else { 0 });
             let expected = Expected { entries: 3, min_ts: i64::MIN, max_ts: i64::MAX };
-            if let Ok(block) = DecodedBlock::decode(raw, &expected) {
-                prop_assert_eq!(block.iter().count(), 3);
+            for parts in ALL_PARTS {
+                if let Ok(block) = DecodedBlock::decode_parts(raw.clone(), &expected, parts) {
+                    prop_assert_eq!(block.iter().count(), 3);
+                }
             }
         }
     }
@@ -962,10 +1079,12 @@ mod tests {
                 raw[i] = byte;
             }
             raw.truncate(raw.len() - cut);
-            if let Ok(block) = DecodedBlock::decode(raw, &expected) {
-                for e in block.iter().rev() {
-                    let _ = e.structured_metadata.to_vec();
-                    prop_assert!(e.ts >= 1 && e.ts <= 7);
+            for parts in ALL_PARTS {
+                if let Ok(block) = DecodedBlock::decode_parts(raw.clone(), &expected, parts) {
+                    for e in block.iter().rev() {
+                        let _ = e.structured_metadata.to_vec();
+                        prop_assert!(e.ts >= 1 && e.ts <= 7);
+                    }
                 }
             }
         }

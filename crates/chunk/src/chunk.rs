@@ -473,8 +473,10 @@ pub fn decode_stored_block(stored: &[u8], block: &BlockMeta) -> Result<DecodedBl
     decode_stored_block_parts(stored, block, BlockParts::ALL)
 }
 
-/// Which parts of a block's entries a reader needs. Parts left out may come back empty
-/// (every line `""`, no metadata pairs) and cost no decoding; timestamps always come.
+/// Which parts of a block's entries a reader needs. Parts left out come back empty (every
+/// line `""`, no metadata pairs) and cost little: a columnar block does not rebuild them
+/// (its line section is only parsed, to reach the metadata), a row-wise block does not check
+/// them as UTF-8. Timestamps and the entry count are always decoded and checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockParts {
     /// The line text.
@@ -491,11 +493,11 @@ impl BlockParts {
     };
 }
 
-/// [`decode_stored_block`], decoding only `parts` where the block's layout allows it.
+/// [`decode_stored_block`], decoding only `parts` (see [`BlockParts`]).
 pub fn decode_stored_block_parts(
     stored: &[u8],
     block: &BlockMeta,
-    _parts: BlockParts,
+    parts: BlockParts,
 ) -> Result<DecodedBlock> {
     const WHAT: &str = "chunk block";
     if stored.len() != block.len as usize || stored.len() <= BLOCK_CRC_LEN {
@@ -521,13 +523,14 @@ pub fn decode_stored_block_parts(
             "raw length differs from the directory",
         ));
     }
-    DecodedBlock::decode(
+    DecodedBlock::decode_parts(
         raw,
         &Expected {
             entries: block.entries,
             min_ts: block.min_ts,
             max_ts: block.max_ts,
         },
+        parts,
     )
 }
 
@@ -781,6 +784,31 @@ mod tests {
             }
         }
         assert_eq!(decoded, entries);
+    }
+
+    #[test]
+    fn stored_blocks_decode_only_the_parts_asked_for() {
+        let chunk = encode(&sample(), 64);
+        let reader = ChunkReader::open(&chunk.bytes).unwrap();
+        assert!(reader.blocks().len() > 1);
+        for b in reader.blocks() {
+            let stored = &chunk.bytes[b.offset as usize..(b.offset + u64::from(b.len)) as usize];
+            let full = decode_stored_block(stored, b).unwrap();
+            for (lines, metadata) in [(true, false), (false, true), (false, false)] {
+                let parts = BlockParts { lines, metadata };
+                let got = decode_stored_block_parts(stored, b, parts).unwrap();
+                assert_eq!(got.timestamps(), full.timestamps());
+                for (g, f) in got.iter().zip(full.iter()) {
+                    assert_eq!(g.line, if lines { f.line } else { "" });
+                    let want = if metadata {
+                        f.structured_metadata.to_vec()
+                    } else {
+                        vec![]
+                    };
+                    assert_eq!(g.structured_metadata.to_vec(), want);
+                }
+            }
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub(crate) fn crc(bytes: &[u8]) -> u32 {
 
 /// Reads from a byte slice, failing with [`Error::Truncated`] or [`Error::Corrupt`] instead of
 /// panicking. `what` names the structure in error messages.
+#[derive(Clone)]
 pub(crate) struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -112,7 +113,29 @@ impl<'a> Cursor<'a> {
         Ok(i64::from_le_bytes(self.array()?))
     }
 
+    #[inline]
     pub(crate) fn uvarint(&mut self) -> Result<u64> {
+        // With ten bytes left (the longest varint), no byte needs its own bounds check.
+        if let Some(bytes) = self.buf.get(self.pos..self.pos + MAX_VARINT_LEN) {
+            let mut value = 0u64;
+            for (i, &b) in bytes.iter().enumerate() {
+                value |= u64::from(b & 0x7f) << (7 * i);
+                if b & 0x80 == 0 {
+                    // The tenth byte may only carry the top bit of a u64.
+                    if i == MAX_VARINT_LEN - 1 && b > 1 {
+                        break;
+                    }
+                    self.pos += i + 1;
+                    return Ok(value);
+                }
+            }
+            return Err(Error::corrupt(self.what, "varint overflows 64 bits"));
+        }
+        self.uvarint_slow()
+    }
+
+    #[inline(never)]
+    fn uvarint_slow(&mut self) -> Result<u64> {
         let mut value = 0u64;
         for i in 0..MAX_VARINT_LEN {
             let b = self.u8()?;

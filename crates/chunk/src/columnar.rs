@@ -30,9 +30,11 @@
 //! column    u8 mode, then per mode (see the `MODE_*` constants)
 //! ```
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::chunk::BlockParts;
 use crate::codec::{put_uvarint, zigzag, Cursor};
 use crate::{Error, Result};
 
@@ -645,6 +647,31 @@ fn pack(out: &mut Vec<u8>, w: u32, vals: impl Iterator<Item = u64>) {
 
 // ---------------------------------------------------------------------------------------------
 // Decoding
+//
+// Lines are rebuilt a batch at a time, a column at a time. Each column turns the batch's values
+// into spans (start, length) of one arena that holds their text: templates and dictionaries
+// are copied there once per block, raw strings once per block, integers and hex formatted there
+// per batch. A template's literal text, with its constant columns folded in, sits between its
+// value spans; each line is then written by copying its literals and its row of value spans
+// in turn. So each column kind has its own tight loop, and the copy loop has no per-value
+// dispatch or error check: every count and length is checked before any text is written.
+
+/// Lines (or metadata pairs) per batch: bounds the spans and the per-batch arena, whatever a
+/// block claims.
+const BATCH: usize = 1024;
+/// Room after the arena's text and after the text being written, so that every copy moves a
+/// fixed 16 bytes (a constant-size copy is two moves, a variable one a libc call).
+const SLACK: usize = 16;
+/// Room one integer takes in the arena while it is printed (the longest, `i64::MIN`, has 20
+/// characters; the digits are stored eight at a time).
+const INT_ROOM: usize = 24;
+/// Scratch a thread keeps between blocks; more (hostile or odd blocks) is freed.
+const SCRATCH_KEEP: usize = 2 << 20;
+/// The place of a value part that has none: it is constant, folded into the literal text.
+const FOLDED: usize = usize::MAX;
+
+/// A string in the arena: start, length.
+type Span = (u32, u32);
 
 /// A bit-packed array of `n` values of `w` bits.
 #[derive(Clone, Copy)]
@@ -671,7 +698,8 @@ impl<'a> Bits<'a> {
         })
     }
 
-    #[inline(always)]
+    /// Value `i`, through a zero-padded copy near the end of the data.
+    #[inline(never)]
     fn get(&self, i: usize) -> u64 {
         if self.w == 0 {
             return 0;
@@ -689,13 +717,56 @@ impl<'a> Bits<'a> {
         };
         (word >> shift) as u64 & self.mask
     }
+
+    /// Appends values `start..start + count` (within the `n` read) to `out`, as bit patterns.
+    #[inline(always)]
+    fn unpack(&self, start: usize, count: usize, out: &mut Vec<i64>) {
+        let w = self.w as usize;
+        if w == 0 {
+            out.resize(out.len() + count, 0);
+            return;
+        }
+        // A value of at most 56 bits lies within the 8 bytes from its first byte: one load
+        // each while 8 bytes remain.
+        let fast_end = match self.data.len().checked_sub(8) {
+            Some(last) if w <= 56 => last * 8 / w + 1,
+            _ => 0,
+        };
+        let end = start + count;
+        let mid = fast_end.clamp(start, end);
+        let (data, mask) = (self.data, self.mask);
+        out.extend((start..mid).map(|i| {
+            let bit = i * w;
+            let at = bit / 8;
+            let word = u64::from_le_bytes(data[at..at + 8].try_into().unwrap_or_default());
+            ((word >> (bit % 8)) & mask) as i64
+        }));
+        if mid == end {
+            return;
+        }
+        if w > 56 {
+            out.extend((mid..end).map(|i| self.get(i) as i64));
+            return;
+        }
+        // The rest start in the last 8 bytes: read them from a zero-padded copy.
+        let tail = data.len().saturating_sub(8);
+        let mut padded = [0u8; 16];
+        padded[..data.len() - tail].copy_from_slice(&data[tail..]);
+        out.extend((mid..end).map(|i| {
+            let bit = i * w;
+            let at = bit / 8 - tail;
+            let word = u64::from_le_bytes(padded[at..at + 8].try_into().unwrap_or_default());
+            ((word >> (bit % 8)) & mask) as i64
+        }));
+    }
 }
 
-enum IntCol<'a> {
+enum IntKind<'a> {
     For {
         base: i64,
         bits: Bits<'a>,
     },
+    /// `prev` is the last value read; before the first, the first minus `base`.
     Delta {
         prev: i64,
         base: i64,
@@ -707,18 +778,19 @@ enum IntCol<'a> {
     },
 }
 
-/// Reads an int column's values in order.
+/// Reads an int column's `n` values in order, a run at a time.
 struct Ints<'a> {
-    col: IntCol<'a>,
+    kind: IntKind<'a>,
     i: usize,
+    n: usize,
 }
 
 impl<'a> Ints<'a> {
     fn read(c: &mut Cursor<'a>, n: usize) -> Result<Self> {
-        let col = match c.u8()? {
+        let kind = match c.u8()? {
             MODE_FOR => {
                 let base = c.ivarint()?;
-                IntCol::For {
+                IntKind::For {
                     base,
                     bits: Bits::read(c, n)?,
                 }
@@ -726,8 +798,7 @@ impl<'a> Ints<'a> {
             MODE_DELTA => {
                 let first = c.ivarint()?;
                 let base = c.ivarint()?;
-                IntCol::Delta {
-                    // The first value comes out of `next` as `first`.
+                IntKind::Delta {
                     prev: first.wrapping_sub(base),
                     base,
                     bits: Bits::read(c, n.saturating_sub(1))?,
@@ -740,123 +811,296 @@ impl<'a> Ints<'a> {
                 if d == 0 && n > 0 {
                     return Err(Error::corrupt(WHAT, "empty dictionary"));
                 }
-                IntCol::Dict { values, bits }
+                IntKind::Dict { values, bits }
             }
             m => return Err(Error::corrupt(WHAT, format!("int column mode {m}"))),
         };
-        Ok(Ints { col, i: 0 })
+        Ok(Ints { kind, i: 0, n })
     }
 
-    #[inline(always)]
-    fn next(&mut self) -> Result<i64> {
-        let i = self.i;
-        self.i += 1;
-        match &mut self.col {
-            IntCol::For { base, bits } => Ok(base.wrapping_add(bits.get(i) as i64)),
-            IntCol::Delta { prev, base, bits } => {
-                // The first value has no delta: its packed slot is skipped.
-                let d = if i == 0 { 0 } else { bits.get(i - 1) as i64 };
-                *prev = prev.wrapping_add(base.wrapping_add(d));
-                Ok(*prev)
-            }
-            IntCol::Dict { values, bits } => values
-                .get(bits.get(i) as usize)
-                .copied()
-                .ok_or_else(|| Error::corrupt(WHAT, "dictionary code out of range")),
+    /// Appends the next `count` values to `out`.
+    fn take(&mut self, count: usize, out: &mut Vec<i64>) -> Result<()> {
+        if count > self.n - self.i {
+            return Err(Error::corrupt(WHAT, "int column too short"));
         }
+        let start = self.i;
+        self.i += count;
+        let at = out.len();
+        match &mut self.kind {
+            IntKind::For { base, bits } => {
+                bits.unpack(start, count, out);
+                for v in &mut out[at..] {
+                    *v = base.wrapping_add(*v);
+                }
+            }
+            IntKind::Delta { prev, base, bits } => {
+                if count > 0 {
+                    if start == 0 {
+                        // The first value has no delta: its packed slot is skipped.
+                        out.push(0);
+                        bits.unpack(0, count - 1, out);
+                    } else {
+                        bits.unpack(start - 1, count, out);
+                    }
+                }
+                let base = *base;
+                let mut p = *prev;
+                for v in &mut out[at..] {
+                    p = p.wrapping_add(base.wrapping_add(*v));
+                    *v = p;
+                }
+                *prev = p;
+            }
+            IntKind::Dict { values, bits } => {
+                bits.unpack(start, count, out);
+                // Non-empty whenever there are values (checked on reading).
+                let last = values.len().saturating_sub(1);
+                let mut bad = false;
+                for v in &mut out[at..] {
+                    let code = *v as u64;
+                    bad |= code > last as u64;
+                    *v = values[(code as usize).min(last)];
+                }
+                if bad {
+                    return Err(Error::corrupt(WHAT, "dictionary code out of range"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a block's value text lives while it is rebuilt.
+#[derive(Default)]
+struct Arena {
+    /// The text is `bytes[..len]`; at least [`SLACK`] bytes of room (zeroed, or left from
+    /// earlier text) follow it. Kept from block to block, so room is zeroed once.
+    bytes: Vec<u8>,
+    len: usize,
+    /// Dictionary entries of every column, as spans of the text.
+    table: Vec<Span>,
+    /// Most text a section may put here before its batches (see `Arena::reset`).
+    limit: usize,
+}
+
+impl Arena {
+    /// Empties the arena for a section of `section_len` bytes.
+    fn reset(&mut self, section_len: usize) {
+        self.len = 0;
+        self.table.clear();
+        // What a section copies here (templates, dictionaries, raw strings) lies in its own
+        // bytes, and a valid block's integer dictionaries print no more than its text.
+        self.limit = section_len.saturating_add(MAX_TEXT);
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.len > self.limit {
+            return Err(Error::TooLarge {
+                what: "decoded block columns",
+                len: self.len as u64,
+                limit: self.limit as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// `n` bytes of room at the end of the text, with [`SLACK`] more after them.
+    #[inline]
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        let need = self.len + n + SLACK;
+        if self.bytes.len() < need {
+            self.bytes.resize(need.max(2 * self.bytes.len()), 0);
+        }
+        &mut self.bytes[self.len..self.len + n]
+    }
+
+    /// Appends `s`; returns its span (below 4 GiB: `limit` is, and a batch adds a few MiB).
+    fn push(&mut self, s: &[u8]) -> Span {
+        let at = self.len;
+        self.room(s.len()).copy_from_slice(s);
+        self.len += s.len();
+        (at as u32, s.len() as u32)
+    }
+
+    /// Appends a copy of the text at `span`.
+    fn push_span(&mut self, (start, len): Span) {
+        let (start, len) = (start as usize, len as usize);
+        self.room(len);
+        self.bytes.copy_within(start..start + len, self.len);
+        self.len += len;
     }
 }
 
 /// A column whose values are written out as text, other than hex and number splits.
 enum Leaf<'a> {
     Int(Ints<'a>),
-    /// Strings (or formatted integers) at `(start, len)` of `arena`.
+    /// Entries `first..first + d` of the arena's table.
     Dict {
-        arena: Vec<u8>,
-        entries: Vec<(u32, u32)>,
+        first: usize,
+        d: usize,
         bits: Bits<'a>,
         i: usize,
+        n: usize,
     },
+    /// Consecutive strings in the arena, from `pos` up to `end`.
     Raw {
         lens: Ints<'a>,
-        data: &'a [u8],
         pos: usize,
+        end: usize,
     },
 }
 
 impl<'a> Leaf<'a> {
-    fn read(c: &mut Cursor<'a>, n: usize) -> Result<Self> {
+    /// Reads a leaf of `n` values, copying its strings into the arena (`arena` `None`: only
+    /// moves past it).
+    fn read(c: &mut Cursor<'a>, n: usize, mut arena: Option<&mut Arena>) -> Result<Self> {
         let mode = c.peek_u8()?;
-        if mode == MODE_FOR || mode == MODE_DELTA {
+        if mode == MODE_FOR || mode == MODE_DELTA || (mode == MODE_INT_DICT && arena.is_none()) {
             return Ok(Leaf::Int(Ints::read(c, n)?));
         }
         c.u8()?;
         match mode {
             MODE_INT_DICT | MODE_DICT => {
                 let d = c.uvarint_len(MAX_DICT)?;
-                let mut arena = Vec::new();
-                let mut entries = Vec::with_capacity(d);
+                let first = arena.as_ref().map_or(0, |a| a.table.len());
                 for _ in 0..d {
-                    let start = arena.len() as u32;
                     if mode == MODE_INT_DICT {
-                        // Formatted once here, copied for every value.
-                        arena.extend_from_slice(c.ivarint()?.to_string().as_bytes());
+                        let v = c.ivarint()?;
+                        if let Some(a) = arena.as_deref_mut() {
+                            // Printed once here, copied for every value.
+                            let at = a.len;
+                            let len = put_int(a.room(INT_ROOM), v);
+                            a.len += len;
+                            a.table.push((at as u32, len as u32));
+                        }
                     } else {
                         let len = c.uvarint_len(c.remaining())?;
-                        arena.extend_from_slice(c.bytes(len)?);
+                        let s = c.bytes(len)?;
+                        if let Some(a) = arena.as_deref_mut() {
+                            let span = a.push(s);
+                            a.table.push(span);
+                        }
                     }
-                    entries.push((start, arena.len() as u32 - start));
                 }
                 let bits = Bits::read(c, n)?;
-                arena.resize(arena.len() + SLACK, 0);
-                if entries.is_empty() && n > 0 {
+                if d == 0 && n > 0 {
                     return Err(Error::corrupt(WHAT, "empty dictionary"));
                 }
+                if let Some(a) = arena {
+                    a.check()?;
+                }
                 Ok(Leaf::Dict {
-                    arena,
-                    entries,
+                    first,
+                    d,
                     bits,
                     i: 0,
+                    n,
                 })
             }
             MODE_RAW => {
                 let lens = Ints::read(c, n)?;
                 let total = c.uvarint_len(c.remaining())?;
-                Ok(Leaf::Raw {
-                    lens,
-                    data: c.bytes(total)?,
-                    pos: 0,
-                })
+                let data = c.bytes(total)?;
+                let (pos, end) = match arena {
+                    Some(a) => {
+                        let (pos, len) = a.push(data);
+                        a.check()?;
+                        (pos as usize, (pos + len) as usize)
+                    }
+                    None => (0, 0),
+                };
+                Ok(Leaf::Raw { lens, pos, end })
             }
             m => Err(Error::corrupt(WHAT, format!("column mode {m}"))),
         }
     }
 
-    /// Appends the next value to `out`.
-    #[inline(always)]
-    fn write_next(&mut self, out: &mut Out) -> Result<()> {
+    /// Every value, if all are the same: a dictionary of width 0.
+    fn constant(&self, table: &[Span]) -> Option<Span> {
         match self {
-            Leaf::Int(ints) => out.int(ints.next()?),
+            Leaf::Dict { first, d, bits, .. } if *d > 0 && bits.w == 0 => {
+                table.get(*first).copied()
+            }
+            _ => None,
+        }
+    }
+
+    /// Writes the spans of the next `count` values to `out[k * stride + at]` for the k-th
+    /// (`ints`: scratch); returns their total length. Does nothing for a folded constant.
+    #[inline(always)]
+    fn emit(
+        &mut self,
+        count: usize,
+        arena: &mut Arena,
+        ints: &mut Vec<i64>,
+        out: &mut [Span],
+        (stride, at): (usize, usize),
+    ) -> Result<u64> {
+        if count == 0 || at == FOLDED {
+            return Ok(0);
+        }
+        let out = out[at..].iter_mut().step_by(stride);
+        let mut total = 0u64;
+        ints.clear();
+        match self {
+            Leaf::Int(column) => {
+                column.take(count, ints)?;
+                let base = arena.len;
+                let room = arena.room(count * INT_ROOM);
+                // Each at a fixed place: packed, each place would wait for the length before.
+                for ((o, &v), (k, dst)) in out
+                    .zip(ints.iter())
+                    .zip(room.chunks_exact_mut(INT_ROOM).enumerate())
+                {
+                    let len = put_int(dst, v);
+                    *o = ((base + k * INT_ROOM) as u32, len as u32);
+                    total += len as u64;
+                }
+                arena.len += count * INT_ROOM;
+            }
             Leaf::Dict {
-                arena,
-                entries,
+                first,
+                d,
                 bits,
                 i,
+                n,
             } => {
-                let code = bits.get(*i) as usize;
-                *i += 1;
-                let &(start, len) = entries
-                    .get(code)
-                    .ok_or_else(|| Error::corrupt(WHAT, "dictionary code out of range"))?;
-                out.copy(arena, start as usize, len as usize)
+                if count > *n - *i {
+                    return Err(Error::corrupt(WHAT, "dictionary column too short"));
+                }
+                bits.unpack(*i, count, ints);
+                *i += count;
+                // `d` > 0 here: reading refused an empty dictionary with values.
+                let table = &arena.table[*first..*first + *d];
+                let last = *d - 1;
+                let mut bad = false;
+                for (o, &code) in out.zip(ints.iter()) {
+                    let code = code as u64;
+                    bad |= code > last as u64;
+                    let span = table[(code as usize).min(last)];
+                    *o = span;
+                    total += u64::from(span.1);
+                }
+                if bad {
+                    return Err(Error::corrupt(WHAT, "dictionary code out of range"));
+                }
             }
-            Leaf::Raw { lens, data, pos } => {
-                let len = usize::try_from(lens.next()?).unwrap_or(usize::MAX);
-                let start = *pos;
-                *pos = pos.saturating_add(len);
-                out.copy(data, start, len)
+            Leaf::Raw { lens, pos, end } => {
+                lens.take(count, ints)?;
+                let mut p = *pos;
+                for (o, &len) in out.zip(ints.iter()) {
+                    let len = match usize::try_from(len) {
+                        Ok(len) if len <= *end - p => len,
+                        _ => return Err(Error::corrupt(WHAT, "string past its column")),
+                    };
+                    *o = (p as u32, len as u32);
+                    p += len;
+                    total += len as u64;
+                }
+                *pos = p;
             }
         }
+        Ok(total)
     }
 }
 
@@ -866,14 +1110,14 @@ enum Col<'a> {
     Hex {
         data: &'a [u8],
         len: usize,
-        pos: usize,
+        i: usize,
     },
     /// Prefix, number, suffix.
     Num(Box<[Leaf<'a>; 3]>),
 }
 
 impl<'a> Col<'a> {
-    fn read(c: &mut Cursor<'a>, n: usize) -> Result<Self> {
+    fn read(c: &mut Cursor<'a>, n: usize, mut arena: Option<&mut Arena>) -> Result<Self> {
         match c.peek_u8()? {
             MODE_HEX => {
                 c.u8()?;
@@ -884,280 +1128,620 @@ impl<'a> Col<'a> {
                 Ok(Col::Hex {
                     data: c.bytes(total)?,
                     len,
-                    pos: 0,
+                    i: 0,
                 })
             }
             MODE_NUM => {
                 c.u8()?;
-                let prefix = Leaf::read(c, n)?;
-                let number = Leaf::read(c, n)?;
-                let suffix = Leaf::read(c, n)?;
+                let prefix = Leaf::read(c, n, arena.as_deref_mut())?;
+                let number = Leaf::read(c, n, arena.as_deref_mut())?;
+                let suffix = Leaf::read(c, n, arena)?;
                 Ok(Col::Num(Box::new([prefix, number, suffix])))
             }
-            _ => Ok(Col::Leaf(Leaf::read(c, n)?)),
+            _ => Ok(Col::Leaf(Leaf::read(c, n, arena)?)),
         }
     }
 
-    /// Appends the next value to `out`.
-    #[inline(always)]
-    fn write_next(&mut self, out: &mut Out) -> Result<()> {
+    /// Pieces each value is written as.
+    fn parts(&self) -> usize {
         match self {
-            Col::Leaf(leaf) => leaf.write_next(out),
-            Col::Hex { data, len, pos } => {
-                let bytes = data
-                    .get(*pos..*pos + *len)
+            Col::Num(_) => 3,
+            _ => 1,
+        }
+    }
+
+    /// Piece `part` of every value, if all are the same.
+    fn constant(&self, part: usize, table: &[Span]) -> Option<Span> {
+        match self {
+            Col::Leaf(leaf) => leaf.constant(table),
+            Col::Num(parts) => parts.get(part)?.constant(table),
+            Col::Hex { .. } => None,
+        }
+    }
+
+    /// Writes the spans of the next `count` values to `out[k * stride + at[part]]` for the
+    /// k-th value's parts (`ints`: scratch); returns their total length.
+    #[inline(always)]
+    fn emit(
+        &mut self,
+        count: usize,
+        arena: &mut Arena,
+        ints: &mut Vec<i64>,
+        out: &mut [Span],
+        stride: usize,
+        at: [usize; 3],
+    ) -> Result<u64> {
+        match self {
+            Col::Leaf(leaf) => leaf.emit(count, arena, ints, out, (stride, at[0])),
+            Col::Hex { data, len, i } => {
+                let len = *len;
+                let values = data
+                    .get(*i * len..(*i + count) * len)
                     .ok_or_else(|| Error::corrupt(WHAT, "hex column too short"))?;
-                *pos += *len;
-                out.hex(bytes)
+                *i += count;
+                if count == 0 {
+                    return Ok(0);
+                }
+                let base = arena.len;
+                let out = out[at[0]..].iter_mut().step_by(stride);
+                if len == 0 {
+                    out.take(count).for_each(|o| *o = (base as u32, 0));
+                    return Ok(0);
+                }
+                let room = arena.room(2 * values.len());
+                let mut end = 0;
+                for (o, value) in out.zip(values.chunks_exact(len)) {
+                    put_hex(&mut room[end..end + 2 * len], value);
+                    *o = ((base + end) as u32, 2 * len as u32);
+                    end += 2 * len;
+                }
+                arena.len += end;
+                Ok(end as u64)
             }
             Col::Num(parts) => {
                 let [prefix, number, suffix] = &mut **parts;
-                prefix.write_next(out)?;
-                number.write_next(out)?;
-                suffix.write_next(out)
+                let a = prefix.emit(count, arena, ints, out, (stride, at[0]))?;
+                let b = number.emit(count, arena, ints, out, (stride, at[1]))?;
+                let c = suffix.emit(count, arena, ints, out, (stride, at[2]))?;
+                Ok(a + b + c)
             }
         }
     }
 }
 
-/// Slack after dictionary and template arenas, so that short copies from them can read a
-/// fixed 16 bytes.
-const SLACK: usize = 16;
-
-/// The decoded text under construction. Short pieces are appended as fixed 16-byte chunks
-/// when the source has that many bytes left, then the overrun is cut off again: a
-/// constant-size copy is two moves, a variable one a libc call (which cost a quarter of
-/// decoding).
-pub(crate) struct Out {
-    buf: Vec<u8>,
-}
-
-impl Out {
-    pub(crate) fn new() -> Self {
-        Out { buf: Vec::new() }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Fails if `len` more bytes would pass the text limit.
-    #[inline(always)]
-    fn check(&self, len: usize) -> Result<()> {
-        if len > MAX_TEXT - self.buf.len() {
-            return Err(Error::TooLarge {
-                what: "decoded block text",
-                len: self.buf.len().saturating_add(len) as u64,
-                limit: MAX_TEXT as u64,
-            });
-        }
-        Ok(())
-    }
-
-    /// Appends `src[start..start + len]`.
-    #[inline(always)]
-    fn copy(&mut self, src: &[u8], start: usize, len: usize) -> Result<()> {
-        self.check(len)?;
-        if len <= 16 {
-            if let Some(chunk) = src.get(start..start.saturating_add(16)) {
-                let at = self.buf.len();
-                self.buf.extend_from_slice(chunk);
-                self.buf.truncate(at + len);
-                return Ok(());
-            }
-        }
-        let piece = start
-            .checked_add(len)
-            .and_then(|end| src.get(start..end))
-            .ok_or_else(|| Error::corrupt(WHAT, "string past its column"))?;
-        self.buf.extend_from_slice(piece);
-        Ok(())
-    }
-
-    /// Decimal `v`, as `i64`'s `Display` prints it.
-    #[inline(always)]
-    fn int(&mut self, v: i64) -> Result<()> {
-        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-            2021222324252627282930313233343536373839\
-            4041424344454647484950515253545556575859\
-            6061626364656667686970717273747576777879\
-            8081828384858687888990919293949596979899";
-        // Digits end at 24 and the buffer runs 16 bytes further, for the fixed-size copy.
-        let mut buf = [0u8; 40];
-        let mut start = 24;
-        let mut u = v.unsigned_abs();
-        while u >= 100 {
-            let r = (u % 100) as usize * 2;
-            u /= 100;
-            start -= 2;
-            buf[start..start + 2].copy_from_slice(&PAIRS[r..r + 2]);
-        }
-        if u >= 10 {
-            let r = u as usize * 2;
-            start -= 2;
-            buf[start..start + 2].copy_from_slice(&PAIRS[r..r + 2]);
-        } else {
-            start -= 1;
-            buf[start] = b'0' + u as u8;
-        }
-        if v < 0 {
-            start -= 1;
-            buf[start] = b'-';
-        }
-        self.copy(&buf, start, 24 - start)
-    }
-
-    /// `bytes` as lowercase hex.
-    #[inline(always)]
-    fn hex(&mut self, bytes: &[u8]) -> Result<()> {
-        const HEX: [[u8; 2]; 256] = {
-            let digits = b"0123456789abcdef";
-            let mut t = [[0u8; 2]; 256];
-            let mut b = 0;
-            while b < 256 {
-                t[b] = [digits[b >> 4], digits[b & 15]];
-                b += 1;
-            }
-            t
-        };
-        self.check(bytes.len() * 2)?;
-        // Eight bytes at a time through a fixed-size buffer: one append per 16 digits.
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut digits = [0u8; 16];
-            for (d, &b) in digits.chunks_exact_mut(2).zip(chunk) {
-                d.copy_from_slice(&HEX[usize::from(b)]);
-            }
-            self.buf.extend_from_slice(&digits);
-        }
-        for &b in chunks.remainder() {
-            self.buf.extend_from_slice(&HEX[usize::from(b)]);
-        }
-        Ok(())
-    }
-
-    /// The text, checked to be UTF-8.
-    pub(crate) fn into_string(self) -> Result<String> {
-        String::from_utf8(self.buf)
-            .map_err(|e| Error::corrupt(WHAT, format!("text is not utf-8: {}", e.utf8_error())))
+/// Writes `v` in decimal, as `i64`'s `Display` prints it, at the start of `dst` (at least
+/// [`INT_ROOM`] bytes, the ones past the digits scratch); returns its length. Digits are
+/// computed eight at a time in a word and go straight to their place (built in a buffer and
+/// copied, they would be read back before their stores complete).
+#[inline(always)]
+fn put_int(dst: &mut [u8], v: i64) -> usize {
+    const E8: u64 = 100_000_000;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let dst = &mut dst[..INT_ROOM];
+    let u = v.unsigned_abs();
+    dst[0] = b'-';
+    let at = usize::from(v < 0);
+    // The first word loses its leading zeros, from its low end (its first digit is lowest):
+    // all but the last digit for 0.
+    let lead = |digits: u64| ((digits.trailing_zeros() / 8) as usize).min(7);
+    if u < E8 {
+        let d = eight_digits(u);
+        let skip = lead(d);
+        dst[at..at + 8].copy_from_slice(&((d + ZEROS) >> (8 * skip)).to_le_bytes());
+        at + 8 - skip
+    } else if u < E8 * E8 {
+        let d = eight_digits(u / E8);
+        let len = 8 - lead(d);
+        dst[at..at + 8].copy_from_slice(&((d + ZEROS) >> (64 - 8 * len)).to_le_bytes());
+        let at = at + len;
+        dst[at..at + 8].copy_from_slice(&(eight_digits(u % E8) + ZEROS).to_le_bytes());
+        at + 8
+    } else {
+        // At most 19 digits: 3 lead.
+        let d = eight_digits(u / (E8 * E8));
+        let len = 8 - lead(d);
+        let rest = u % (E8 * E8);
+        dst[at..at + 8].copy_from_slice(&((d + ZEROS) >> (64 - 8 * len)).to_le_bytes());
+        let at = at + len;
+        dst[at..at + 8].copy_from_slice(&(eight_digits(rest / E8) + ZEROS).to_le_bytes());
+        dst[at + 8..at + 16].copy_from_slice(&(eight_digits(rest % E8) + ZEROS).to_le_bytes());
+        at + 16
     }
 }
 
-/// Rebuilds the lines of a columnar block into `out`, pushing each line's end to `bounds`.
-/// `exceptions` is the block's text region: the lines kept whole.
-pub(crate) fn decode_lines(
+/// The eight decimal digits of `u` (below 10^8, leading zeros included), one per byte, the
+/// first in the lowest: split in 16-bit then 8-bit lanes by multiplying with reciprocals that
+/// are exact in range (x / 100 = x·5243 >> 19 for x < 10^4, x / 10 = x·103 >> 10 for x < 100).
+#[inline(always)]
+fn eight_digits(u: u64) -> u64 {
+    let x = (u / 10_000) | ((u % 10_000) << 32);
+    let hundreds = ((x * 5243) >> 19) & 0x0000_007f_0000_007f;
+    let y = hundreds | ((x - hundreds * 100) << 16);
+    let tens = ((y * 103) >> 10) & 0x000f_000f_000f_000f;
+    tens | ((y - tens * 10) << 8)
+}
+
+/// Writes `bytes` as lowercase hex to `dst` (exactly twice as long).
+#[inline(always)]
+fn put_hex(dst: &mut [u8], bytes: &[u8]) {
+    let mut out = dst.chunks_exact_mut(8);
+    let mut chunks = bytes.chunks_exact(4);
+    for (o, chunk) in (&mut out).zip(&mut chunks) {
+        // Each nibble to its own byte (first nibble highest), then to its digit, in one word.
+        let mut x = u64::from(u32::from_be_bytes(chunk.try_into().unwrap_or_default()));
+        x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+        x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+        x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+        let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        x += 0x3030_3030_3030_3030 + letters * u64::from(b'a' - b'0' - 10);
+        o.copy_from_slice(&x.to_be_bytes());
+    }
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (d, &b) in out
+        .into_remainder()
+        .chunks_exact_mut(2)
+        .zip(chunks.remainder())
+    {
+        d[0] = DIGITS[usize::from(b >> 4)];
+        d[1] = DIGITS[usize::from(b & 15)];
+    }
+}
+
+/// Copies `span` of `arena` to `out[pos..]`, 16 bytes at a time: up to 15 bytes past the span
+/// are read (the arena's room) and written (the text's room, or what is written next).
+#[inline(always)]
+fn copy_span(out: &mut [u8], pos: usize, arena: &[u8], (start, len): Span) {
+    let (s, l) = (start as usize, len as usize);
+    out[pos..pos + 16].copy_from_slice(&arena[s..s + 16]);
+    let mut k = 16;
+    while k < l {
+        out[pos + k..pos + k + 16].copy_from_slice(&arena[s + k..s + k + 16]);
+        k += 16;
+    }
+}
+
+/// Writes a line at `out[pos..]`: its literals and `values` in turn (`lits` has one more);
+/// returns where it ends. Its own function: inlined, its loop would share registers with
+/// the batch loop around it and spill.
+#[inline(never)]
+fn write_line(out: &mut [u8], mut pos: usize, src: &[u8], lits: &[Span], values: &[Span]) -> usize {
+    let Some((&first, lits)) = lits.split_first() else {
+        return pos;
+    };
+    copy_span(out, pos, src, first);
+    pos += first.1 as usize;
+    for (&value, &lit) in values.iter().zip(lits) {
+        copy_span(out, pos, src, value);
+        pos += value.1 as usize;
+        copy_span(out, pos, src, lit);
+        pos += lit.1 as usize;
+    }
+    pos
+}
+
+/// Buffers a thread reuses from block to block.
+#[derive(Default)]
+struct Scratch {
+    arena: Arena,
+    spans: Vec<Span>,
+    ids: Vec<u16>,
+    ints: Vec<i64>,
+    meta_text: Vec<u8>,
+}
+
+impl Scratch {
+    fn bytes(&self) -> usize {
+        self.arena.bytes.capacity()
+            + 8 * (self.arena.table.capacity() + self.spans.capacity() + self.ints.capacity())
+            + 2 * self.ids.capacity()
+            + self.meta_text.capacity()
+    }
+}
+
+/// A columnar block's text and string bounds, as `DecodedBlock` holds them.
+pub(crate) struct Decoded {
+    /// Lines, then metadata names and values.
+    pub(crate) text: String,
+    /// Entry i's line is `text[line_bounds[i]..line_bounds[i + 1]]`.
+    pub(crate) line_bounds: Vec<u32>,
+    /// Empty without metadata; else entry i's pairs are `metadata_pairs[i]..[i + 1]`.
+    pub(crate) metadata_pairs: Vec<u32>,
+    /// Pair p is name `text[b[2p]..b[2p + 1]]`, value `text[b[2p + 1]..b[2p + 2]]`.
+    pub(crate) metadata_bounds: Vec<u32>,
+}
+
+/// Decodes the line and metadata sections of a columnar block of `count` entries, the cursor
+/// being past the timestamps; `exceptions` is the block's text region (the lines kept whole).
+/// Lines are rebuilt only if `parts.lines` (else every line is empty, and the line section is
+/// only parsed, without per-value work, when the metadata section behind it is wanted);
+/// metadata only if the block has it and `parts.metadata`. Also returns whether the cursor
+/// went through every section, so that the caller can check that nothing trails.
+pub(crate) fn decode(
     c: &mut Cursor<'_>,
     count: usize,
     exceptions: &[u8],
-    out: &mut Out,
-    bounds: &mut Vec<u32>,
-) -> Result<()> {
+    max_pairs: usize,
+    has_metadata: bool,
+    parts: BlockParts,
+) -> Result<(Decoded, bool)> {
+    thread_local! {
+        static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    }
+    SCRATCH.with(|cell| {
+        let mut fresh = Scratch::default();
+        let mut borrowed = cell.try_borrow_mut();
+        let s = match borrowed.as_deref_mut() {
+            Ok(s) => s,
+            Err(_) => &mut fresh,
+        };
+        let result = decode_with(c, count, exceptions, max_pairs, has_metadata, parts, s);
+        if s.bytes() > SCRATCH_KEEP {
+            *s = Scratch::default();
+        }
+        result
+    })
+}
+
+fn decode_with(
+    c: &mut Cursor<'_>,
+    count: usize,
+    exceptions: &[u8],
+    max_pairs: usize,
+    has_metadata: bool,
+    parts: BlockParts,
+    s: &mut Scratch,
+) -> Result<(Decoded, bool)> {
+    let metadata = has_metadata && parts.metadata;
+    let mut text = Vec::new();
+    let mut line_bounds = Vec::with_capacity(count + 1);
+    let mut metadata_pairs = Vec::new();
+    let mut metadata_bounds = Vec::new();
+    s.meta_text.clear();
+    if parts.lines || metadata {
+        let head = read_lines_head(c, count, s)?;
+        if metadata {
+            // The metadata section follows the columns: find it, decode it into scratch,
+            // then write the lines into a text sized for both (growing it would copy it).
+            let mut mc = c.clone();
+            for (&slots, &n) in head.slots.iter().zip(&head.per_template) {
+                for _ in 0..slots {
+                    Col::read(&mut mc, n, None)?;
+                }
+            }
+            let base = if parts.lines { head.total } else { 0 };
+            decode_metadata(
+                &mut mc,
+                count,
+                max_pairs,
+                base,
+                s,
+                &mut metadata_pairs,
+                &mut metadata_bounds,
+            )?;
+            if parts.lines {
+                decode_lines(
+                    &mut c.clone(),
+                    &head,
+                    exceptions,
+                    s,
+                    &mut text,
+                    &mut line_bounds,
+                )?;
+            }
+            *c = mc;
+        } else {
+            decode_lines(c, &head, exceptions, s, &mut text, &mut line_bounds)?;
+        }
+    }
+    if !parts.lines {
+        line_bounds.resize(count + 1, 0);
+    }
+    text.extend_from_slice(&s.meta_text);
+    let text = String::from_utf8(text)
+        .map_err(|e| Error::corrupt(WHAT, format!("text is not utf-8: {}", e.utf8_error())))?;
+    let whole = metadata || (parts.lines && !has_metadata);
+    Ok((
+        Decoded {
+            text,
+            line_bounds,
+            metadata_pairs,
+            metadata_bounds,
+        },
+        whole,
+    ))
+}
+
+/// The start of the line section, up to its columns.
+struct LinesHead<'a> {
+    /// Declared bytes of all lines.
+    total: usize,
+    /// Per template: its literal text with [`SLOT`] where values go.
+    keys: Vec<&'a [u8]>,
+    slots: Vec<usize>,
+    /// Lines per template; the last count is of lines kept whole.
+    per_template: Vec<usize>,
+    /// Length of each line kept whole.
+    exception_lens: Vec<i64>,
+}
+
+/// Reads the line section up to its columns; the template id of every line goes to `s.ids`.
+fn read_lines_head<'a>(c: &mut Cursor<'a>, count: usize, s: &mut Scratch) -> Result<LinesHead<'a>> {
     let total = c.uvarint_len(MAX_TEXT)?;
-    // A hint only: `total` is checked against the lines at the end.
-    out.buf.reserve(total + SLACK);
     let t = c.uvarint_len(MAX_TEMPLATES)?;
-    // All literal pieces in one arena with slack, so that they take the fast copy.
-    let mut arena = Vec::new();
-    let mut pieces: Vec<(usize, usize)> = Vec::new();
-    let mut templates: Vec<(usize, usize)> = Vec::with_capacity(t); // first piece, slots
+    let mut keys = Vec::with_capacity(t);
+    let mut slots = Vec::with_capacity(t);
     for _ in 0..t {
         let len = c.uvarint_len(MAX_TEMPLATE_LEN)?;
         let key = c.bytes(len)?;
-        let first = pieces.len();
-        let mut at = arena.len();
-        for &b in key {
-            if b == SLOT {
-                pieces.push((at, arena.len() - at));
-                at = arena.len();
-            } else {
-                arena.push(b);
-            }
-        }
-        pieces.push((at, arena.len() - at));
-        let slots = pieces.len() - first - 1;
-        if slots > MAX_SLOTS {
+        let n = memchr::memchr_iter(SLOT, key).count();
+        if n > MAX_SLOTS {
             return Err(Error::corrupt(WHAT, "too many slots"));
         }
-        templates.push((first, slots));
+        keys.push(key);
+        slots.push(n);
     }
-    arena.resize(arena.len() + SLACK, 0);
-    let mut ids = Ints::read(c, count)?;
-    let mut line_ids = Vec::with_capacity(count);
+    s.ints.clear();
+    Ints::read(c, count)?.take(count, &mut s.ints)?;
+    if s.ints.iter().any(|&id| !(0..=t as i64).contains(&id)) {
+        return Err(Error::corrupt(WHAT, "template id out of range"));
+    }
+    s.ids.clear();
+    // T ≤ 256: ids fit in u16.
+    s.ids.extend(s.ints.iter().map(|&id| id as u16));
     let mut per_template = vec![0usize; t + 1];
-    for _ in 0..count {
-        let id = usize::try_from(ids.next()?)
-            .ok()
-            .filter(|&id| id <= t)
-            .ok_or_else(|| Error::corrupt(WHAT, "template id out of range"))?;
-        per_template[id] += 1;
-        line_ids.push(id as u16);
-    }
-    let mut exception_lens = Ints::read(c, per_template[t])?;
-    let mut columns = Vec::new();
-    let mut first_column = Vec::with_capacity(t);
-    for (k, &(_, slots)) in templates.iter().enumerate() {
-        first_column.push(columns.len());
-        for _ in 0..slots {
-            columns.push(Col::read(c, per_template[k])?);
+    count_ids(&s.ids, &mut per_template);
+    let mut exception_lens = Vec::new();
+    Ints::read(c, per_template[t])?.take(per_template[t], &mut exception_lens)?;
+    Ok(LinesHead {
+        total,
+        keys,
+        slots,
+        per_template,
+        exception_lens,
+    })
+}
+
+/// Adds the number of each id in `ids` to `counts` (long enough for every id). Counted in
+/// runs: most lines have the template of the line before, and adding one to the same counter
+/// in memory line after line would wait for each store.
+fn count_ids(ids: &[u16], counts: &mut [usize]) {
+    let Some(&first) = ids.first() else {
+        return;
+    };
+    let (mut id, mut run) = (first, 0);
+    for &next in ids {
+        if next == id {
+            run += 1;
+        } else {
+            counts[usize::from(id)] += run;
+            (id, run) = (next, 1);
         }
     }
-    let mut exception_pos = 0usize;
-    for &id in &line_ids {
-        let id = usize::from(id);
-        if id == t {
-            let len = usize::try_from(exception_lens.next()?).unwrap_or(usize::MAX);
-            out.copy(exceptions, exception_pos, len)?;
-            exception_pos += len;
-        } else {
-            let (first, slots) = templates[id];
-            let cols = &mut columns[first_column[id]..first_column[id] + slots];
-            let (s, l) = pieces[first];
-            out.copy(&arena, s, l)?;
-            for (col, &(s, l)) in cols.iter_mut().zip(&pieces[first + 1..]) {
-                col.write_next(out)?;
-                out.copy(&arena, s, l)?;
+    counts[usize::from(id)] += run;
+}
+
+/// A template as decoding lays it out: per line, its literal text (with its constant columns
+/// folded in) alternates with its value spans, literal first and last.
+struct Shape {
+    /// Its literal spans, one more than its value spans.
+    lits: std::ops::Range<usize>,
+    /// Value spans per line.
+    width: usize,
+    first_col: usize,
+    slots: usize,
+    /// Literal bytes per line.
+    literal: u64,
+}
+
+/// Rebuilds the lines of a columnar block into `text` (with room reserved for `s.meta_text`
+/// after them), pushing each line's start and end to `bounds`. The cursor is at the columns.
+fn decode_lines(
+    c: &mut Cursor<'_>,
+    head: &LinesHead<'_>,
+    exceptions: &[u8],
+    s: &mut Scratch,
+    text: &mut Vec<u8>,
+    bounds: &mut Vec<u32>,
+) -> Result<()> {
+    let Scratch {
+        arena,
+        spans,
+        ids,
+        ints,
+        meta_text,
+    } = s;
+    let mut sum = 0u64;
+    for &len in &head.exception_lens {
+        sum = sum.saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+    }
+    if sum != exceptions.len() as u64 {
+        return Err(Error::corrupt(WHAT, "lines do not add up"));
+    }
+    let total = head.total;
+    // A hint only: `total` is checked against the lines before any is written.
+    text.reserve(total + meta_text.len() + SLACK);
+    arena.reset(c.remaining());
+    let t = head.keys.len();
+    let mut cols = Vec::new();
+    let mut col_at: Vec<[usize; 3]> = Vec::new(); // each column's places in its rows
+    let mut lits: Vec<Span> = Vec::new();
+    let mut shapes: Vec<Shape> = Vec::with_capacity(t);
+    for (k, key) in head.keys.iter().enumerate() {
+        let first_col = cols.len();
+        let slots = head.slots[k];
+        for _ in 0..slots {
+            cols.push(Col::read(c, head.per_template[k], Some(arena))?);
+        }
+        let first_lit = lits.len();
+        let mut lit_start = arena.len;
+        let mut width = 0;
+        let mut literal = 0u64;
+        for (j, piece) in key.split(|&b| b == SLOT).enumerate() {
+            arena.push(piece);
+            let Some(col) = cols[first_col..].get(j) else {
+                continue;
+            };
+            let mut at = [FOLDED; 3];
+            for (p, place) in at.iter_mut().enumerate().take(col.parts()) {
+                match col.constant(p, &arena.table) {
+                    Some(span) => arena.push_span(span),
+                    None => {
+                        let lit = arena.len - lit_start;
+                        lits.push((lit_start as u32, lit as u32));
+                        literal += lit as u64;
+                        lit_start = arena.len;
+                        *place = width;
+                        width += 1;
+                    }
+                }
+            }
+            col_at.push(at);
+        }
+        let lit = arena.len - lit_start;
+        lits.push((lit_start as u32, lit as u32));
+        literal += lit as u64;
+        shapes.push(Shape {
+            lits: first_lit..lits.len(),
+            width,
+            first_col,
+            slots,
+            literal,
+        });
+    }
+    arena.check()?;
+
+    let block_part = arena.len;
+    let mut in_batch = vec![0usize; t + 1];
+    let mut next_row = vec![0usize; t];
+    let mut exception = 0; // index into `exception_lens`
+    let mut exception_pos = 0;
+    let mut pos = 0usize;
+    bounds.push(0);
+    for batch in ids.chunks(BATCH) {
+        in_batch.fill(0);
+        count_ids(batch, &mut in_batch);
+        let mut rows = 0;
+        for (k, shape) in shapes.iter().enumerate() {
+            next_row[k] = rows;
+            rows += in_batch[k] * shape.width;
+        }
+        spans.clear();
+        spans.resize(rows, (0, 0));
+        arena.len = block_part;
+        let mut len = 0u64;
+        for (k, shape) in shapes.iter().enumerate() {
+            let m = in_batch[k];
+            len += shape.literal * m as u64;
+            let w = shape.width;
+            if m == 0 || w == 0 {
+                continue;
+            }
+            let rows = &mut spans[next_row[k]..next_row[k] + m * w];
+            for j in shape.first_col..shape.first_col + shape.slots {
+                len += cols[j].emit(m, arena, ints, rows, w, col_at[j])?;
             }
         }
-        bounds.push(out.len() as u32);
+        for &l in &head.exception_lens[exception..exception + in_batch[t]] {
+            len += l as u64;
+        }
+        let end = pos as u64 + len;
+        if end > total as u64 {
+            return Err(Error::corrupt(WHAT, "lines do not add up"));
+        }
+        text.resize(end as usize + SLACK, 0);
+        arena.room(0);
+        let out = text.as_mut_slice();
+        let src = arena.bytes.as_slice();
+        for &id in batch {
+            let id = usize::from(id);
+            if id == t {
+                let l = head.exception_lens[exception] as usize;
+                exception += 1;
+                out[pos..pos + l].copy_from_slice(&exceptions[exception_pos..exception_pos + l]);
+                exception_pos += l;
+                pos += l;
+            } else {
+                let shape = &shapes[id];
+                let r = next_row[id];
+                next_row[id] = r + shape.width;
+                let lits = &lits[shape.lits.clone()];
+                pos = write_line(out, pos, src, lits, &spans[r..r + shape.width]);
+            }
+            bounds.push(pos as u32);
+        }
+        text.truncate(pos);
     }
-    if exception_pos != exceptions.len() || out.len() != total {
+    if pos != total {
         return Err(Error::corrupt(WHAT, "lines do not add up"));
     }
     Ok(())
 }
 
-/// Decodes the metadata columns: per entry its pair count goes to `pairs` (as running
-/// totals); the names and values are appended to `out` (name, value, name, value, …) with
-/// each string's end pushed to `bounds`.
-pub(crate) fn decode_metadata(
+/// Decodes the metadata columns into `s.meta_text`: per entry its pair count goes to `pairs`
+/// (as running totals); the names and values (name, value, name, value, …) have their bounds
+/// pushed to `bounds`, offset by `base` (where the metadata text will start).
+fn decode_metadata(
     c: &mut Cursor<'_>,
     count: usize,
     max_pairs: usize,
-    out: &mut Out,
+    base: usize,
+    s: &mut Scratch,
     pairs: &mut Vec<u32>,
     bounds: &mut Vec<u32>,
 ) -> Result<()> {
-    let mut counts = Ints::read(c, count)?;
+    let Scratch {
+        arena,
+        spans,
+        ints,
+        meta_text: text,
+        ..
+    } = s;
+    arena.reset(c.remaining());
     pairs.reserve(count + 1);
     pairs.push(0);
     let mut total = 0usize;
-    for _ in 0..count {
-        let n = usize::try_from(counts.next()?)
-            .ok()
-            .filter(|&n| n <= max_pairs - total)
-            .ok_or_else(|| Error::corrupt(WHAT, "too many metadata pairs"))?;
-        total += n;
+    ints.clear();
+    Ints::read(c, count)?.take(count, ints)?;
+    for &n in ints.iter() {
+        match usize::try_from(n) {
+            Ok(n) if n <= max_pairs - total => total += n,
+            _ => return Err(Error::corrupt(WHAT, "too many metadata pairs")),
+        }
         pairs.push(total as u32);
     }
-    let mut names = Leaf::read(c, total)?;
-    let mut values = Leaf::read(c, total)?;
+    let mut names = Leaf::read(c, total, Some(arena))?;
+    let mut values = Leaf::read(c, total, Some(arena))?;
+    let block_part = arena.len;
     bounds.reserve(2 * total + 1);
-    bounds.push(out.len() as u32);
-    for _ in 0..total {
-        names.write_next(out)?;
-        bounds.push(out.len() as u32);
-        values.write_next(out)?;
-        bounds.push(out.len() as u32);
+    bounds.push(base as u32);
+    let mut done = 0;
+    while done < total {
+        let m = (total - done).min(BATCH);
+        spans.clear();
+        spans.resize(2 * m, (0, 0));
+        arena.len = block_part;
+        let mut len = names.emit(m, arena, ints, spans, (2, 0))?;
+        len += values.emit(m, arena, ints, spans, (2, 1))?;
+        let pos = text.len();
+        let end = pos as u64 + len;
+        if end > MAX_TEXT as u64 {
+            return Err(Error::TooLarge {
+                what: "decoded block metadata",
+                len: end,
+                limit: MAX_TEXT as u64,
+            });
+        }
+        text.resize(end as usize + SLACK, 0);
+        arena.room(0);
+        let mut p = pos;
+        let (out, src) = (text.as_mut_slice(), arena.bytes.as_slice());
+        bounds.extend(spans.iter().map(|&span| {
+            copy_span(out, p, src, span);
+            p += span.1 as usize;
+            (base + p) as u32
+        }));
+        text.truncate(p);
+        done += m;
     }
     Ok(())
 }
@@ -1211,8 +1795,8 @@ mod tests {
         ] {
             assert_eq!(parse_int(s.as_bytes()), None, "{s}");
         }
-        let mut out = Out::new();
         let mut expected = String::new();
+        let mut got = Vec::new();
         for v in [
             0,
             9,
@@ -1224,11 +1808,18 @@ mod tests {
             i64::MIN,
             i64::MAX,
             1_000_000_007,
-        ] {
-            out.int(v).unwrap();
+        ]
+        .into_iter()
+        .chain((0..19).flat_map(|k| {
+            let p = 10i64.pow(k);
+            [p - 1, p, p + 1, -p, 1 - p, p.wrapping_mul(7) + 3]
+        })) {
+            let mut room = [0u8; INT_ROOM];
+            let len = put_int(&mut room, v);
+            got.extend_from_slice(&room[..len]);
             expected += &v.to_string();
         }
-        assert_eq!(out.into_string().unwrap(), expected);
+        assert_eq!(String::from_utf8(got).unwrap(), expected);
     }
 
     fn round_trip_ints(vals: &[i64]) {
@@ -1237,8 +1828,26 @@ mod tests {
         let mut c = Cursor::new(&out, "t");
         let mut ints = Ints::read(&mut c, vals.len()).unwrap();
         c.finish().unwrap();
-        for &v in vals {
-            assert_eq!(ints.next().unwrap(), v);
+        // In uneven runs, as batches read them.
+        let mut got = Vec::new();
+        let mut run = 1;
+        while got.len() < vals.len() {
+            let n = run.min(vals.len() - got.len());
+            ints.take(n, &mut got).unwrap();
+            run = run * 3 + 1;
+        }
+        assert_eq!(got, vals);
+        assert!(ints.take(1, &mut got).is_err());
+    }
+
+    #[test]
+    fn hex_digits_for_every_byte_and_length() {
+        let bytes: Vec<u8> = (0..=255u8).chain([0xab, 0x01, 0xf0]).collect();
+        for len in [0, 1, 3, 4, 5, 8, 13, bytes.len()] {
+            let mut out = vec![0u8; 2 * len];
+            put_hex(&mut out, &bytes[..len]);
+            let expected: String = bytes[..len].iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
     }
 
@@ -1266,6 +1875,12 @@ mod tests {
             let bits = Bits::read(&mut c, vals.len()).unwrap();
             for (i, &v) in vals.iter().enumerate() {
                 assert_eq!(bits.get(i), v, "w {w} i {i}");
+            }
+            for start in [0, 1, 5, 30] {
+                let mut got = Vec::new();
+                bits.unpack(start, 37 - start, &mut got);
+                let got: Vec<u64> = got.into_iter().map(|v| v as u64).collect();
+                assert_eq!(got, vals[start..], "w {w} from {start}");
             }
         }
     }

@@ -9,7 +9,8 @@
 use std::path::PathBuf;
 
 use fenrir_chunk::{
-    decode_all, read_segment, ChunkBuilder, ChunkReader, EncodedChunk, SegmentWriter,
+    decode_all, decode_stored_block, decode_stored_block_parts, read_segment, BlockParts,
+    ChunkBuilder, ChunkReader, EncodedChunk, SegmentWriter,
 };
 use fenrir_common::{Entry, LabelSet, Tenant};
 
@@ -157,6 +158,32 @@ fn golden_v2_chunk_decodes() {
     // Columnar blocks: far smaller before compression than the text they hold.
     let raw: u64 = reader.blocks().iter().map(|b| u64::from(b.raw_len)).sum();
     assert!(raw * 3 < reader.meta().raw_bytes, "{raw}");
+    check_parts(&bytes);
+}
+
+#[test]
+fn golden_v1_chunk_decodes_in_parts() {
+    check_parts(&std::fs::read(data_path("v1.chunk")).unwrap());
+}
+
+/// Every block decoded with only some parts gives those parts of the full decode.
+fn check_parts(bytes: &[u8]) {
+    let reader = ChunkReader::open(bytes).unwrap();
+    for b in reader.blocks() {
+        let stored = &bytes[b.offset as usize..(b.offset + u64::from(b.len)) as usize];
+        let full = decode_stored_block(stored, b).unwrap();
+        for (lines, metadata) in [(true, false), (false, true), (false, false)] {
+            let block = decode_stored_block_parts(stored, b, BlockParts { lines, metadata });
+            let block = block.unwrap();
+            assert_eq!(block.timestamps(), full.timestamps());
+            for (got, want) in block.iter().zip(full.iter()) {
+                assert_eq!(got.line, if lines { want.line } else { "" });
+                let pairs = want.structured_metadata.to_vec();
+                let want_pairs = if metadata { pairs } else { Vec::new() };
+                assert_eq!(got.structured_metadata.to_vec(), want_pairs);
+            }
+        }
+    }
 }
 
 #[test]
