@@ -339,8 +339,11 @@ impl LineLabels {
         if self.hints.mode != HintMode::Required {
             return true;
         }
+        // First bytes before the compare: parsers call this for every key, and most
+        // keys differ from the required names right away.
+        let first = name.as_bytes().first();
         self.hints.required.iter().any(|r| {
-            r == name
+            (r.len() == name.len() && r.as_bytes().first() == first && r == name)
                 || (r.len() == name.len() + EXTRACTED_SUFFIX.len()
                     && r.starts_with(name)
                     && r.ends_with(EXTRACTED_SUFFIX))
