@@ -71,17 +71,6 @@ static CLASS: [u8; 256] = {
     t
 };
 
-/// `labels::is_valid_label_key` by table: a key that needs no sanitising.
-#[inline(always)]
-fn is_label_name(key: &[u8]) -> bool {
-    match key.first() {
-        Some(&b) if CLASS[b as usize] & DIGIT == 0 => {
-            key.iter().all(|&b| CLASS[b as usize] & LABEL != 0)
-        }
-        _ => false,
-    }
-}
-
 /// Index of the first non-whitespace byte at or after `i`.
 #[inline(always)]
 fn skip_ws(data: &[u8], mut i: usize) -> Option<usize> {
@@ -141,6 +130,29 @@ fn string_end(data: &[u8], start: usize) -> Option<(usize, bool)> {
         }
     }
     string_end_from(data, i, false)
+}
+
+/// `data[start]` is just after a key's opening quote: returns the index of the closing
+/// quote, whether the key has escapes, and whether it is a label name as it stands
+/// (needs no sanitising). Keys are mostly short label names: one pass over their bytes
+/// answers both.
+#[inline(always)]
+fn key_end(data: &[u8], start: usize) -> Option<(usize, bool, bool)> {
+    let mut i = start;
+    while let Some(&b) = data.get(i) {
+        if CLASS[b as usize] & LABEL != 0 {
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            let label = i > start && CLASS[data[start] as usize] & DIGIT == 0;
+            return Some((i, false, label));
+        }
+        // Anything else (an escape, a byte to sanitise): the general scan from here.
+        let (end, escaped) = string_end(data, i)?;
+        return Some((end, escaped, false));
+    }
+    None
 }
 
 /// `data[at]` is a backslash inside a string.
@@ -271,8 +283,8 @@ pub(crate) fn object_each<'d>(
     key_buf: &mut String,
     f: &mut MemberFn<'_, 'd>,
 ) -> Result<(), &'static str> {
-    let result = walk_object(data, start, key_buf, &mut |k, raw, ty, esc| {
-        f(k, raw, ty, esc).map_err(Stop::Malformed)
+    let result = walk_object(data, start, key_buf, &mut |k, _, v| {
+        f(k, &data[v.start..v.end], v.ty, v.escaped).map_err(Stop::Malformed)
     });
     match result {
         Err(Stop::Malformed(e)) => Err(e),
@@ -280,19 +292,16 @@ pub(crate) fn object_each<'d>(
     }
 }
 
-/// Walks the object at `data[start..]` (after optional whitespace), calling `f(key, raw,
-/// type, escaped)` for each member in order; stops at the first error or
-/// [`Stop::Done`], after the members already seen were reported (partial extraction).
-/// The error texts and which of them comes first are jsonparser's `ObjectEach`.
+/// Walks the object at `data[start..]` (after optional whitespace), calling `f(key,
+/// key_is_label, value)` for each member in order (`key_is_label`: the key needs no
+/// sanitising; the raw value is `data[value.start..value.end]`); stops at the first
+/// error or [`Stop::Done`], after the members already seen were reported (partial
+/// extraction). The error texts and which of them comes first are jsonparser's
+/// `ObjectEach`.
 #[inline(always)]
-fn walk_object<'d, F>(
-    data: &'d str,
-    start: usize,
-    key_buf: &mut String,
-    f: &mut F,
-) -> Result<(), Stop>
+fn walk_object<F>(data: &str, start: usize, key_buf: &mut String, f: &mut F) -> Result<(), Stop>
 where
-    F: FnMut(&str, &'d str, ValueType, bool) -> Result<(), Stop>,
+    F: FnMut(&str, bool, Value) -> Result<(), Stop>,
 {
     let bytes = data.as_bytes();
     let mut i = skip_ws(bytes, start).ok_or(MALFORMED_OBJECT)?;
@@ -307,7 +316,7 @@ where
             b'}' => return Ok(()),
             _ => return Err(MALFORMED_OBJECT.into()),
         }
-        let (key_end, key_escaped) = string_end(bytes, i).ok_or(MALFORMED_JSON)?;
+        let (key_end, key_escaped, key_is_label) = key_end(bytes, i).ok_or(MALFORMED_JSON)?;
         let raw_key = &data[i..key_end];
         let key: &str = if key_escaped {
             key_buf.clear();
@@ -328,10 +337,22 @@ where
         }
         i = skip_ws(bytes, i + 1).ok_or(MALFORMED_JSON)?;
         let v = value_at(bytes, i)?;
-        f(key, &data[v.start..v.end], v.ty, v.escaped)?;
-        i = skip_ws(bytes, v.next).ok_or(MALFORMED_ARRAY)?;
-        match bytes[i] {
-            b',' => i = skip_ws(bytes, i + 1).ok_or(MALFORMED_ARRAY)?,
+        f(key, key_is_label, v)?;
+        i = v.next;
+        let sep = match bytes.get(i) {
+            Some(&b) if b > b' ' => b,
+            _ => {
+                i = skip_ws(bytes, i).ok_or(MALFORMED_ARRAY)?;
+                bytes[i]
+            }
+        };
+        match sep {
+            b',' => {
+                i += 1;
+                if bytes.get(i) != Some(&b'"') {
+                    i = skip_ws(bytes, i).ok_or(MALFORMED_ARRAY)?;
+                }
+            }
             b'}' => return Ok(()),
             _ => return Err(MALFORMED_OBJECT.into()),
         }
@@ -444,9 +465,10 @@ impl JsonParser {
             value,
             labels,
             depth: 0,
+            check_done: true,
         };
-        let result = walk_object(line, 0, key_buf, &mut |k, raw, ty, esc| {
-            walk.member(k, raw, ty, esc)
+        let result = walk_object(line, 0, key_buf, &mut |k, label, v| {
+            walk.member(line, k, label, v)
         });
         // `Done` is not an error: the line has every label the hints require.
         if let Err(Stop::Malformed(e)) = result {
@@ -461,14 +483,17 @@ struct Walk<'a> {
     value: &'a mut String,
     labels: &'a mut LineLabels,
     depth: usize,
+    /// Whether the next member ends with a test for [`Stop::Done`].
+    check_done: bool,
 }
 
 impl Walk<'_> {
+    /// One member of the object in `data`.
     #[inline(always)]
-    fn member(&mut self, key: &str, raw: &str, ty: ValueType, escaped: bool) -> Result<(), Stop> {
-        match ty {
+    fn member(&mut self, data: &str, key: &str, key_is_label: bool, v: Value) -> Result<(), Stop> {
+        match v.ty {
             ValueType::String | ValueType::Number | ValueType::Boolean => {
-                let name: &str = if self.prefix.is_empty() && is_label_name(key.as_bytes()) {
+                let name: &str = if self.prefix.is_empty() && key_is_label {
                     // A top-level key that needs no sanitising: no copy.
                     key
                 } else {
@@ -478,19 +503,29 @@ impl Walk<'_> {
                     self.prefix.truncate(plen);
                     self.name
                 };
-                if !name.is_empty()
-                    && self.labels.may_extract(name)
-                    && !self.labels.parser_target_taken(name)
-                {
-                    write_value(raw, ty, escaped, self.value);
-                    self.labels.set_from_parser(name, self.value);
+                if !name.is_empty() && self.labels.may_extract(name) {
+                    let raw = &data[v.start..v.end];
+                    if !v.escaped {
+                        // The raw text is the value; `set_from_parser` itself keeps a
+                        // target's first value.
+                        self.labels.set_from_parser(name, raw);
+                    } else if !self.labels.parser_target_taken(name) {
+                        write_value(raw, v.ty, v.escaped, self.value);
+                        self.labels.set_from_parser(name, self.value);
+                    }
+                    self.check_done = true;
                 }
             }
-            ValueType::Object => return self.object(key, raw),
+            ValueType::Object => return self.object(key, &data[v.start..v.end]),
             ValueType::Array | ValueType::Null => {}
         }
-        if self.labels.all_required_extracted() {
-            return Err(Stop::Done);
+        // Only a label set can complete the line, so the test runs after the first
+        // member (the line may be complete already) and after each set.
+        if self.check_done {
+            if self.labels.all_required_extracted() {
+                return Err(Stop::Done);
+            }
+            self.check_done = false;
         }
         Ok(())
     }
@@ -512,8 +547,8 @@ impl Walk<'_> {
         self.prefix.push('_');
         self.depth += 1;
         let mut key_buf = String::new();
-        let result = walk_object(raw, 0, &mut key_buf, &mut |k, r, t, e| {
-            self.member(k, r, t, e)
+        let result = walk_object(raw, 0, &mut key_buf, &mut |k, label, v| {
+            self.member(raw, k, label, v)
         });
         self.depth -= 1;
         self.prefix.truncate(plen);
@@ -593,19 +628,18 @@ fn get_path<'d>(data: &'d str, path: &[PathPart]) -> Option<(&'d str, ValueType,
             (PathPart::Field(name), ValueType::Object) => {
                 let mut found = None;
                 let mut key_buf = String::new();
-                let _ = walk_object(&data[..ve], vs, &mut key_buf, &mut |k, raw, t, e| {
+                let _ = walk_object(&data[..ve], vs, &mut key_buf, &mut |k, _, v| {
                     if found.is_none() && k == name {
-                        found = Some((raw, t, e));
+                        found = Some(v);
                         return Err(Stop::Done);
                     }
                     Ok(())
                 });
-                let (raw, t, e) = found?;
-                // Offsets of `raw` inside `data`.
-                vs = raw.as_ptr() as usize - data.as_ptr() as usize;
-                ve = vs + raw.len();
-                ty = t;
-                esc = e;
+                let v = found?;
+                vs = v.start;
+                ve = v.end;
+                ty = v.ty;
+                esc = v.escaped;
             }
             (PathPart::Index(n), ValueType::Array) => {
                 start = skip_ws(bytes, vs + 1)?;
@@ -788,6 +822,23 @@ mod tests {
         }
         assert_eq!(string_end(b"0123456789012345678901234567890", 0), None);
         assert_eq!(string_end(br#"abc\"#, 0), None);
+    }
+
+    #[test]
+    fn key_ends_say_whether_the_key_is_a_label_name() {
+        for (text, want) in [
+            (r#"status":1"#, Some((6, false, true))),
+            (r#"_9":1"#, Some((2, false, true))),
+            (r#"9k":1"#, Some((2, false, false))),
+            (r#"":1"#, Some((0, false, false))),
+            (r#"a.b":1"#, Some((3, false, false))),
+            (r#"a\"b":1"#, Some((4, true, false))),
+            (r#"é":1"#, Some((2, false, false))),
+            ("abc", None),
+            (r"ab\", None),
+        ] {
+            assert_eq!(key_end(text.as_bytes(), 0), want, "{text}");
+        }
     }
 
     #[test]

@@ -323,6 +323,7 @@ impl LineLabels {
     }
 
     /// Whether this line has every required label (never outside [`HintMode::Required`]).
+    #[inline]
     pub(crate) fn all_required_extracted(&self) -> bool {
         self.hints.mode == HintMode::Required && self.found_count == self.hints.required.len()
     }
@@ -335,6 +336,7 @@ impl LineLabels {
 
     /// A quick test before any work on a parsed key: `false` when neither `name` nor
     /// `<name>_extracted` is required.
+    #[inline]
     pub(crate) fn may_extract(&self, name: &str) -> bool {
         if self.hints.mode != HintMode::Required {
             return true;
