@@ -132,6 +132,21 @@ fn string_end(data: &[u8], start: usize) -> Option<(usize, bool)> {
     string_end_from(data, i, false)
 }
 
+/// High bit set in the bytes of `word` that may be in a label name (`[A-Za-z0-9_]`),
+/// exactly: each byte is tested on its low seven bits, so no carry crosses bytes.
+#[inline(always)]
+fn label_bytes(word: u64) -> u64 {
+    let low = word & !HI;
+    // Set where the byte is at least `c`.
+    let at_least = |x: u64, c: u8| (x + LO * u64::from(0x80 - c)) & HI;
+    // Setting 0x20 folds upper case onto lower case and moves nothing else into a-z.
+    let folded = low | (LO * 0x20);
+    let alpha = at_least(folded, b'a') & !at_least(folded, b'z' + 1);
+    let digit = at_least(low, b'0') & !at_least(low, b'9' + 1);
+    let underscore = at_least(low, b'_') & !at_least(low, b'_' + 1);
+    (alpha | digit | underscore) & !word & HI
+}
+
 /// `data[start]` is just after a key's opening quote: returns the index of the closing
 /// quote, whether the key has escapes, and whether it is a label name as it stands
 /// (needs no sanitising). Keys are mostly short label names: one pass over their bytes
@@ -139,6 +154,21 @@ fn string_end(data: &[u8], start: usize) -> Option<(usize, bool)> {
 #[inline(always)]
 fn key_end(data: &[u8], start: usize) -> Option<(usize, bool, bool)> {
     let mut i = start;
+    // Eight bytes at once cover most keys.
+    if let Some(word) = data.get(start..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*word);
+        let others = !label_bytes(word) & HI;
+        if others != 0 {
+            let at = start + (others.trailing_zeros() / 8) as usize;
+            if data[at] == b'"' {
+                let label = at > start && CLASS[data[start] as usize] & DIGIT == 0;
+                return Some((at, false, label));
+            }
+            let (end, escaped) = string_end(data, at)?;
+            return Some((end, escaped, false));
+        }
+        i += 8;
+    }
     while let Some(&b) = data.get(i) {
         if CLASS[b as usize] & LABEL != 0 {
             i += 1;
@@ -822,6 +852,23 @@ mod tests {
         }
         assert_eq!(string_end(b"0123456789012345678901234567890", 0), None);
         assert_eq!(string_end(br#"abc\"#, 0), None);
+    }
+
+    #[test]
+    fn label_bytes_match_the_byte_test() {
+        for b in 0..=255u8 {
+            let bytes = [b'"', b, b'a', b, 0xff, b, b'_', b];
+            let got = label_bytes(u64::from_le_bytes(bytes));
+            for (k, &x) in bytes.iter().enumerate() {
+                let want = x.is_ascii_alphanumeric() || x == b'_';
+                assert_eq!(
+                    (got >> (8 * k + 7)) & 1 == 1,
+                    want,
+                    "{x:#x} at {k} of {bytes:?}"
+                );
+                assert_eq!(got & !(0x80 << (8 * k)) & (0xff << (8 * k)), 0);
+            }
+        }
     }
 
     #[test]
