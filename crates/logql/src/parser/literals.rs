@@ -23,6 +23,14 @@ pub(crate) fn parse_go_float(s: &str) -> Result<f64, String> {
         Some(b'-') => (true, &s[1..]),
         _ => (false, s),
     };
+    // Plain integers (status codes, sizes) are most label values: no lowercase copy, and
+    // up to 15 digits the integer is an exact f64, as the general parse would give.
+    if (1..=15).contains(&body.len()) && body.bytes().all(|b| b.is_ascii_digit()) {
+        let v = body
+            .bytes()
+            .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0')) as f64;
+        return Ok(if neg { -v } else { v });
+    }
     let lower = body.to_ascii_lowercase();
     let value = match lower.as_str() {
         "inf" | "infinity" => f64::INFINITY,
@@ -304,6 +312,24 @@ mod tests {
         assert_eq!(parse_go_float(".5"), Ok(0.5));
         assert_eq!(parse_go_float("1e3"), Ok(1000.0));
         assert_eq!(parse_go_float("010"), Ok(10.0));
+        assert_eq!(
+            parse_go_float("-0").map(f64::to_bits),
+            Ok((-0.0f64).to_bits())
+        );
+        assert_eq!(parse_go_float("+200"), Ok(200.0));
+        // The integer fast path and the general parse agree on either side of its limit.
+        for digits in [
+            "999999999999999",
+            "9999999999999999",
+            "000000000000001",
+            "12345678901234567890",
+        ] {
+            assert_eq!(
+                parse_go_float(digits),
+                Ok(digits.parse::<f64>().unwrap()),
+                "{digits}"
+            );
+        }
         assert_eq!(parse_go_float("0x1p3"), Ok(8.0));
         assert_eq!(parse_go_float("0x1.8p1"), Ok(3.0));
         assert_eq!(

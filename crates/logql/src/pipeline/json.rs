@@ -2,7 +2,7 @@
 //! values, and unescapes only strings that contain escapes. Its error texts are those of
 //! the Go `jsonparser` library Loki uses, because they show up in `__error_details__`.
 
-use super::labels::{is_valid_label_key, sanitize_label_key, LineLabels, ERR_JSON};
+use super::labels::{sanitize_label_key, LineLabels, ERR_JSON};
 use crate::ast::LabelExtraction;
 
 pub(crate) const MALFORMED_OBJECT: &str =
@@ -27,45 +27,176 @@ pub(crate) enum ValueType {
     Array,
 }
 
-/// Index of the first non-whitespace byte at or after `i`.
-fn skip_ws(data: &[u8], mut i: usize) -> Option<usize> {
-    while i < data.len() {
-        match data[i] {
-            b' ' | b'\n' | b'\r' | b'\t' => i += 1,
-            _ => return Some(i),
+/// Why a walk ends before the object does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Malformed input, with jsonparser's text.
+    Malformed(&'static str),
+    /// Not an error: the visitor has what it wants (Loki's `errFoundAllLabels`, a path's
+    /// field).
+    Done,
+}
+
+impl From<&'static str> for Stop {
+    fn from(text: &'static str) -> Stop {
+        Stop::Malformed(text)
+    }
+}
+
+/// Byte classes for the scanner: JSON whitespace, the bytes that end a bare token
+/// (number, `true`, `false`, `null`, or garbage), and those of label names.
+const WS: u8 = 1;
+const TOKEN_END: u8 = 2;
+const LABEL: u8 = 4;
+const DIGIT: u8 = 8;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b' ' as usize] = WS | TOKEN_END;
+    t[b'\n' as usize] = WS | TOKEN_END;
+    t[b'\r' as usize] = WS | TOKEN_END;
+    t[b'\t' as usize] = WS | TOKEN_END;
+    t[b',' as usize] = TOKEN_END;
+    t[b'}' as usize] = TOKEN_END;
+    t[b']' as usize] = TOKEN_END;
+    t[b'_' as usize] = LABEL;
+    let mut c = 0;
+    while c < 26 {
+        t[(b'a' + c) as usize] = LABEL;
+        t[(b'A' + c) as usize] = LABEL;
+        if c < 10 {
+            t[(b'0' + c) as usize] = LABEL | DIGIT;
         }
+        c += 1;
+    }
+    t
+};
+
+/// Index of the first non-whitespace byte at or after `i`.
+#[inline(always)]
+fn skip_ws(data: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let b = *data.get(i)?;
+        // Every whitespace byte is at most a space: one compare settles most bytes.
+        if b > b' ' || CLASS[b as usize] & WS == 0 {
+            return Some(i);
+        }
+        i += 1;
+    }
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in the bytes of `word` equal to `byte`; the lowest set bit is exact (the
+/// borrow of the zero-byte test can only mark bytes above a true match).
+#[inline(always)]
+fn bytes_equal(word: u64, byte: u8) -> u64 {
+    let x = word ^ (LO * u64::from(byte));
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// How far a string is scanned eight bytes at a time before handing over to `memchr2`:
+/// keys and most values end within a few words, before a vectorised search would have
+/// paid for its setup.
+const SWAR_SPAN: usize = 64;
+
+/// `data[start]` is just after an opening quote: returns the index of the closing quote
+/// and whether the string has escapes.
+#[inline(always)]
+fn string_end(data: &[u8], start: usize) -> Option<(usize, bool)> {
+    let limit = data.len().min(start.saturating_add(SWAR_SPAN));
+    let mut i = start;
+    while let Some(word) = data.get(i..limit).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*word);
+        let quotes = bytes_equal(word, b'"');
+        let hits = quotes | bytes_equal(word, b'\\');
+        if hits != 0 {
+            // The first hit is exact, so it is a quote exactly when `quotes` has its bit.
+            let first = hits & hits.wrapping_neg();
+            let at = i + (first.trailing_zeros() / 8) as usize;
+            return if quotes & first != 0 {
+                Some((at, false))
+            } else {
+                string_end_escaped(data, at)
+            };
+        }
+        i += 8;
+    }
+    while i < limit {
+        match data[i] {
+            b'"' => return Some((i, false)),
+            b'\\' => return string_end_escaped(data, i),
+            _ => i += 1,
+        }
+    }
+    string_end_from(data, i, false)
+}
+
+/// High bit set in the bytes of `word` that may be in a label name (`[A-Za-z0-9_]`),
+/// exactly: each byte is tested on its low seven bits, so no carry crosses bytes.
+#[inline(always)]
+fn label_bytes(word: u64) -> u64 {
+    let low = word & !HI;
+    // Set where the byte is at least `c`.
+    let at_least = |x: u64, c: u8| (x + LO * u64::from(0x80 - c)) & HI;
+    // Setting 0x20 folds upper case onto lower case and moves nothing else into a-z.
+    let folded = low | (LO * 0x20);
+    let alpha = at_least(folded, b'a') & !at_least(folded, b'z' + 1);
+    let digit = at_least(low, b'0') & !at_least(low, b'9' + 1);
+    let underscore = at_least(low, b'_') & !at_least(low, b'_' + 1);
+    (alpha | digit | underscore) & !word & HI
+}
+
+/// `data[start]` is just after a key's opening quote: returns the index of the closing
+/// quote, whether the key has escapes, and whether it is a label name as it stands
+/// (needs no sanitising). Keys are mostly short label names: one pass over their bytes
+/// answers both.
+#[inline(always)]
+fn key_end(data: &[u8], start: usize) -> Option<(usize, bool, bool)> {
+    let mut i = start;
+    // Eight bytes at once cover most keys.
+    if let Some(word) = data.get(start..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*word);
+        let others = !label_bytes(word) & HI;
+        if others != 0 {
+            let at = start + (others.trailing_zeros() / 8) as usize;
+            if data[at] == b'"' {
+                let label = at > start && CLASS[data[start] as usize] & DIGIT == 0;
+                return Some((at, false, label));
+            }
+            let (end, escaped) = string_end(data, at)?;
+            return Some((end, escaped, false));
+        }
+        i += 8;
+    }
+    while let Some(&b) = data.get(i) {
+        if CLASS[b as usize] & LABEL != 0 {
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            let label = i > start && CLASS[data[start] as usize] & DIGIT == 0;
+            return Some((i, false, label));
+        }
+        // Anything else (an escape, a byte to sanitise): the general scan from here.
+        let (end, escaped) = string_end(data, i)?;
+        return Some((end, escaped, false));
     }
     None
 }
 
-/// `data[start]` is just after an opening quote: returns the index of the closing quote
-/// and whether the string has escapes.
-fn string_end(data: &[u8], start: usize) -> Option<(usize, bool)> {
-    // Keys and most values are short: a plain loop finds their end before a vectorised
-    // search would have started.
-    let short = data.len().min(start.saturating_add(24)).max(start);
-    for (off, &b) in data[start..short].iter().enumerate() {
-        match b {
-            b'"' => return Some((start + off, false)),
-            b'\\' => return string_end_slow(data, start),
-            _ => {}
-        }
-    }
-    // Neither a quote nor a backslash so far: go on from there.
-    string_end_slow(data, short)
+/// `data[at]` is a backslash inside a string.
+#[cold]
+fn string_end_escaped(data: &[u8], at: usize) -> Option<(usize, bool)> {
+    string_end_from(data, at, true)
 }
 
-fn string_end_slow(data: &[u8], start: usize) -> Option<(usize, bool)> {
-    let mut escaped = false;
-    let mut i = start;
-    while let Some(off) = memchr::memchr2(b'"', b'\\', &data[i..]) {
+fn string_end_from(data: &[u8], mut i: usize, mut escaped: bool) -> Option<(usize, bool)> {
+    while let Some(off) = memchr::memchr2(b'"', b'\\', data.get(i..)?) {
         let at = i + off;
         if data[at] == b'\\' {
             escaped = true;
             i = at + 2;
-            if i > data.len() {
-                return None;
-            }
             continue;
         }
         return Some((at, escaped));
@@ -77,63 +208,96 @@ fn string_end_slow(data: &[u8], start: usize) -> Option<(usize, bool)> {
 fn block_end(data: &[u8], start: usize, open: u8, close: u8) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = start;
-    while i < data.len() {
-        match data[i] {
+    while let Some(off) = memchr::memchr3(b'"', open, close, &data[i..]) {
+        let at = i + off;
+        match data[at] {
             b'"' => {
-                let (end, _) = string_end(data, i + 1)?;
+                let (end, _) = string_end(data, at + 1)?;
                 i = end + 1;
                 continue;
             }
             b if b == open => depth += 1,
-            b if b == close => {
+            _ => {
                 depth -= 1;
                 if depth == 0 {
-                    return Some(i + 1);
+                    return Some(at + 1);
                 }
             }
-            _ => {}
         }
-        i += 1;
+        i = at + 1;
     }
     None
 }
 
-fn token_end(data: &[u8], start: usize) -> usize {
-    data[start..]
-        .iter()
-        .position(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b',' | b'}' | b']'))
-        .map_or(data.len(), |p| start + p)
+/// Index of the first byte at or after `start` that ends a bare token.
+#[inline(always)]
+fn token_end(data: &[u8], mut i: usize) -> usize {
+    while let Some(&b) = data.get(i) {
+        if CLASS[b as usize] & TOKEN_END != 0 {
+            return i;
+        }
+        i += 1;
+    }
+    data.len()
 }
 
-/// One value at `start` (no leading whitespace): its raw bytes (strings without quotes),
-/// its type, whether a string has escapes, and the index just past it.
-fn value_at(
-    data: &[u8],
+/// One value: its raw bytes `data[start..end]` (strings without quotes), its type,
+/// whether a string has escapes, and the index just past it.
+#[derive(Debug, Clone, Copy)]
+struct Value {
     start: usize,
-) -> Result<(usize, usize, ValueType, bool, usize), &'static str> {
-    match data[start] {
+    end: usize,
+    ty: ValueType,
+    escaped: bool,
+    next: usize,
+}
+
+/// The value at `start` (no leading whitespace).
+#[inline(always)]
+fn value_at(data: &[u8], start: usize) -> Result<Value, &'static str> {
+    let first = data[start];
+    match first {
         b'"' => {
-            let (end, esc) = string_end(data, start + 1).ok_or(MALFORMED_STRING)?;
-            Ok((start + 1, end, ValueType::String, esc, end + 1))
+            let (end, escaped) = string_end(data, start + 1).ok_or(MALFORMED_STRING)?;
+            Ok(Value {
+                start: start + 1,
+                end,
+                ty: ValueType::String,
+                escaped,
+                next: end + 1,
+            })
         }
-        b'[' => {
-            let end = block_end(data, start, b'[', b']').ok_or(MALFORMED_ARRAY)?;
-            Ok((start, end, ValueType::Array, false, end))
+        b'[' | b'{' => {
+            let (close, ty, err) = if first == b'[' {
+                (b']', ValueType::Array, MALFORMED_ARRAY)
+            } else {
+                (b'}', ValueType::Object, MALFORMED_OBJECT)
+            };
+            let end = block_end(data, start, first, close).ok_or(err)?;
+            Ok(Value {
+                start,
+                end,
+                ty,
+                escaped: false,
+                next: end,
+            })
         }
-        b'{' => {
-            let end = block_end(data, start, b'{', b'}').ok_or(MALFORMED_OBJECT)?;
-            Ok((start, end, ValueType::Object, false, end))
-        }
-        first => {
+        _ => {
             let end = token_end(data, start);
-            let raw = &data[start..end];
             let ty = match first {
-                b't' | b'f' if raw == b"true" || raw == b"false" => ValueType::Boolean,
-                b'n' if raw == b"null" => ValueType::Null,
                 b'0'..=b'9' | b'-' => ValueType::Number,
+                b't' if &data[start..end] == b"true" => ValueType::Boolean,
+                b'f' if &data[start..end] == b"false" => ValueType::Boolean,
+                b'n' if &data[start..end] == b"null" => ValueType::Null,
                 _ => return Err(UNKNOWN_VALUE_TYPE),
             };
-            Ok((start, end, ty, false, end))
+            Ok(Value {
+                start,
+                end,
+                ty,
+                escaped: false,
+                next: end,
+            })
         }
     }
 }
@@ -142,55 +306,86 @@ fn value_at(
 pub(crate) type MemberFn<'f, 'd> =
     dyn FnMut(&str, &'d str, ValueType, bool) -> Result<(), &'static str> + 'f;
 
-/// Walks the object at `data[start..]` (after optional whitespace), calling `f(key, raw,
-/// type, escaped)` for each member in order; stops at the first error, after the members
-/// already seen were reported (partial extraction).
+/// [`walk_object`] for callers that only stop on errors (`| unpack`).
 pub(crate) fn object_each<'d>(
     data: &'d str,
     start: usize,
     key_buf: &mut String,
     f: &mut MemberFn<'_, 'd>,
 ) -> Result<(), &'static str> {
+    let result = walk_object(data, start, key_buf, &mut |k, _, v| {
+        f(k, &data[v.start..v.end], v.ty, v.escaped).map_err(Stop::Malformed)
+    });
+    match result {
+        Err(Stop::Malformed(e)) => Err(e),
+        Ok(()) | Err(Stop::Done) => Ok(()),
+    }
+}
+
+/// Walks the object at `data[start..]` (after optional whitespace), calling `f(key,
+/// key_is_label, value)` for each member in order (`key_is_label`: the key needs no
+/// sanitising; the raw value is `data[value.start..value.end]`); stops at the first
+/// error or [`Stop::Done`], after the members already seen were reported (partial
+/// extraction). The error texts and which of them comes first are jsonparser's
+/// `ObjectEach`.
+#[inline(always)]
+fn walk_object<F>(data: &str, start: usize, key_buf: &mut String, f: &mut F) -> Result<(), Stop>
+where
+    F: FnMut(&str, bool, Value) -> Result<(), Stop>,
+{
     let bytes = data.as_bytes();
     let mut i = skip_ws(bytes, start).ok_or(MALFORMED_OBJECT)?;
     if bytes[i] != b'{' {
-        return Err(MALFORMED_OBJECT);
+        return Err(MALFORMED_OBJECT.into());
     }
     i = skip_ws(bytes, i + 1).ok_or(MALFORMED_JSON)?;
-    if bytes[i] == b'}' {
-        return Ok(());
-    }
     loop {
+        // `{}`, and a trailing comma, end the object.
         match bytes[i] {
             b'"' => i += 1,
             b'}' => return Ok(()),
-            _ => return Err(MALFORMED_OBJECT),
+            _ => return Err(MALFORMED_OBJECT.into()),
         }
-        let (key_end, key_escaped) = string_end(bytes, i).ok_or(MALFORMED_JSON)?;
+        let (key_end, key_escaped, key_is_label) = key_end(bytes, i).ok_or(MALFORMED_JSON)?;
         let raw_key = &data[i..key_end];
         let key: &str = if key_escaped {
             key_buf.clear();
             if !unescape_into(raw_key, key_buf) {
-                return Err(MALFORMED_ESCAPE);
+                return Err(MALFORMED_ESCAPE.into());
             }
             key_buf
         } else {
             raw_key
         };
-        i = skip_ws(bytes, key_end + 1).ok_or(MALFORMED_JSON)?;
-        if bytes[i] != b':' {
-            return Err(MALFORMED_JSON);
+        // Compact JSON has no whitespace: test for the expected byte first.
+        i = key_end + 1;
+        if bytes.get(i) != Some(&b':') {
+            i = skip_ws(bytes, i).ok_or(MALFORMED_JSON)?;
+            if bytes[i] != b':' {
+                return Err(MALFORMED_JSON.into());
+            }
         }
         i = skip_ws(bytes, i + 1).ok_or(MALFORMED_JSON)?;
-        let (vs, ve, ty, esc, next) = value_at(bytes, i)?;
-        f(key, &data[vs..ve], ty, esc)?;
-        i = skip_ws(bytes, next).ok_or(MALFORMED_ARRAY)?;
-        match bytes[i] {
+        let v = value_at(bytes, i)?;
+        f(key, key_is_label, v)?;
+        i = v.next;
+        let sep = match bytes.get(i) {
+            Some(&b) if b > b' ' => b,
+            _ => {
+                i = skip_ws(bytes, i).ok_or(MALFORMED_ARRAY)?;
+                bytes[i]
+            }
+        };
+        match sep {
+            b',' => {
+                i += 1;
+                if bytes.get(i) != Some(&b'"') {
+                    i = skip_ws(bytes, i).ok_or(MALFORMED_ARRAY)?;
+                }
+            }
             b'}' => return Ok(()),
-            b',' => i += 1,
-            _ => return Err(MALFORMED_OBJECT),
+            _ => return Err(MALFORMED_OBJECT.into()),
         }
-        i = skip_ws(bytes, i).ok_or(MALFORMED_ARRAY)?;
     }
 }
 
@@ -201,29 +396,33 @@ pub(crate) fn unescape_into(raw: &str, out: &mut String) -> bool {
     while let Some(i) = rest.find('\\') {
         out.push_str(&rest[..i]);
         let esc = &rest[i + 1..];
-        let Some(c) = esc.chars().next() else {
+        // Every valid escape is ASCII: anything else (a multi-byte character too) is
+        // invalid, as in jsonparser.
+        let Some(&c) = esc.as_bytes().first() else {
             return false;
         };
+        if !c.is_ascii() {
+            return false;
+        }
         rest = &esc[1..];
         match c {
-            '"' => out.push('"'),
-            '\\' => out.push('\\'),
-            '/' => out.push('/'),
-            'b' => out.push('\u{8}'),
-            'f' => out.push('\u{c}'),
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            'u' => {
-                let Some(hi) = rest.get(..4).and_then(|h| u32::from_str_radix(h, 16).ok()) else {
+            b'"' => out.push('"'),
+            b'\\' => out.push('\\'),
+            b'/' => out.push('/'),
+            b'b' => out.push('\u{8}'),
+            b'f' => out.push('\u{c}'),
+            b'n' => out.push('\n'),
+            b'r' => out.push('\r'),
+            b't' => out.push('\t'),
+            b'u' => {
+                let Some(hi) = hex4(rest) else {
                     return false;
                 };
                 rest = &rest[4..];
                 if (0xD800..0xDC00).contains(&hi) {
                     let lo = rest
                         .strip_prefix("\\u")
-                        .and_then(|r| r.get(..4))
-                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                        .and_then(hex4)
                         .filter(|lo| (0xDC00..0xE000).contains(lo));
                     match lo {
                         Some(lo) => {
@@ -244,6 +443,16 @@ pub(crate) fn unescape_into(raw: &str, out: &mut String) -> bool {
     true
 }
 
+/// The four hex digits `s` starts with (only digits: `from_str_radix` alone would take a
+/// sign).
+fn hex4(s: &str) -> Option<u32> {
+    let h = s.get(..4)?;
+    if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(h, 16).ok()
+}
+
 /// Writes a label value for a raw JSON value: strings unescaped (U+FFFD, Go's invalid
 /// UTF-8 marker, becomes a space as in Loki), everything else as raw text.
 fn write_value(raw: &str, ty: ValueType, escaped: bool, out: &mut String) {
@@ -260,10 +469,6 @@ fn write_value(raw: &str, ty: ValueType, escaped: bool, out: &mut String) {
         _ => out.push_str(raw),
     }
 }
-
-/// Not an error: the walk stops because the line has every label the parser hints
-/// require (Loki's `errFoundAllLabels`).
-const FOUND_ALL_LABELS: &str = "found all required labels";
 
 /// `| json` without parameters: every scalar leaf, nested keys joined by `_`. Under
 /// parser hints, only the required leaves, and the walk stops once it has them all.
@@ -284,20 +489,20 @@ impl JsonParser {
             name,
             value,
         } = self;
-        let mut state = Walk {
+        let mut walk = Walk {
             prefix,
             name,
             value,
             labels,
             depth: 0,
+            check_done: true,
         };
-        let result = object_each(line, 0, key_buf, &mut |k, raw, ty, esc| {
-            state.member(k, raw, ty, esc)
+        let result = walk_object(line, 0, key_buf, &mut |k, label, v| {
+            walk.member(line, k, label, v)
         });
-        match result {
-            Ok(()) => {}
-            Err(e) if e == FOUND_ALL_LABELS => {}
-            Err(e) => state.labels.set_parser_err(ERR_JSON, Some(e)),
+        // `Done` is not an error: the line has every label the hints require.
+        if let Err(Stop::Malformed(e)) = result {
+            walk.labels.set_parser_err(ERR_JSON, Some(e));
         }
     }
 }
@@ -308,19 +513,17 @@ struct Walk<'a> {
     value: &'a mut String,
     labels: &'a mut LineLabels,
     depth: usize,
+    /// Whether the next member ends with a test for [`Stop::Done`].
+    check_done: bool,
 }
 
 impl Walk<'_> {
-    fn member(
-        &mut self,
-        key: &str,
-        raw: &str,
-        ty: ValueType,
-        escaped: bool,
-    ) -> Result<(), &'static str> {
-        match ty {
+    /// One member of the object in `data`.
+    #[inline(always)]
+    fn member(&mut self, data: &str, key: &str, key_is_label: bool, v: Value) -> Result<(), Stop> {
+        match v.ty {
             ValueType::String | ValueType::Number | ValueType::Boolean => {
-                let name: &str = if self.prefix.is_empty() && is_valid_label_key(key) {
+                let name: &str = if self.prefix.is_empty() && key_is_label {
                     // A top-level key that needs no sanitising: no copy.
                     key
                 } else {
@@ -330,43 +533,56 @@ impl Walk<'_> {
                     self.prefix.truncate(plen);
                     self.name
                 };
-                if !name.is_empty()
-                    && self.labels.may_extract(name)
-                    && !self.labels.parser_target_taken(name)
-                {
-                    write_value(raw, ty, escaped, self.value);
-                    self.labels.set_from_parser(name, self.value);
+                if !name.is_empty() && self.labels.may_extract(name) {
+                    let raw = &data[v.start..v.end];
+                    if !v.escaped {
+                        // The raw text is the value; `set_from_parser` itself keeps a
+                        // target's first value.
+                        self.labels.set_from_parser(name, raw);
+                    } else if !self.labels.parser_target_taken(name) {
+                        write_value(raw, v.ty, v.escaped, self.value);
+                        self.labels.set_from_parser(name, self.value);
+                    }
+                    self.check_done = true;
                 }
             }
-            ValueType::Object => {
-                if self.depth >= MAX_DEPTH {
-                    return Err(MALFORMED_OBJECT);
-                }
-                let plen = self.prefix.len();
-                self.prefix.push_str(key);
-                // Hints: an object no required label starts with is not walked (so
-                // it raises no error either).
-                sanitize_label_key(self.prefix, self.name);
-                if !self.labels.may_extract_prefix(self.name) {
-                    self.prefix.truncate(plen);
-                    return Ok(());
-                }
-                self.prefix.push('_');
-                self.depth += 1;
-                let mut key_buf = String::new();
-                let result = object_each(raw, 0, &mut key_buf, &mut |k, r, t, e| {
-                    self.member(k, r, t, e)
-                });
-                self.depth -= 1;
-                self.prefix.truncate(plen);
-                return result;
-            }
+            ValueType::Object => return self.object(key, &data[v.start..v.end]),
             ValueType::Array | ValueType::Null => {}
         }
-        if self.labels.all_required_extracted() {
-            return Err(FOUND_ALL_LABELS);
+        // Only a label set can complete the line, so the test runs after the first
+        // member (the line may be complete already) and after each set.
+        if self.check_done {
+            if self.labels.all_required_extracted() {
+                return Err(Stop::Done);
+            }
+            self.check_done = false;
         }
         Ok(())
+    }
+
+    /// A nested object: its members get `<key>_` in front of their names.
+    fn object(&mut self, key: &str, raw: &str) -> Result<(), Stop> {
+        if self.depth >= MAX_DEPTH {
+            return Err(MALFORMED_OBJECT.into());
+        }
+        let plen = self.prefix.len();
+        self.prefix.push_str(key);
+        // Hints: an object no required label starts with is not walked (so it raises no
+        // error either).
+        sanitize_label_key(self.prefix, self.name);
+        if !self.labels.may_extract_prefix(self.name) {
+            self.prefix.truncate(plen);
+            return Ok(());
+        }
+        self.prefix.push('_');
+        self.depth += 1;
+        let mut key_buf = String::new();
+        let result = walk_object(raw, 0, &mut key_buf, &mut |k, label, v| {
+            self.member(raw, k, label, v)
+        });
+        self.depth -= 1;
+        self.prefix.truncate(plen);
+        result
     }
 }
 
@@ -430,25 +646,30 @@ pub(crate) fn parse_path(expr: &str) -> Result<Vec<PathPart>, String> {
 fn get_path<'d>(data: &'d str, path: &[PathPart]) -> Option<(&'d str, ValueType, bool)> {
     let bytes = data.as_bytes();
     let mut start = skip_ws(bytes, 0)?;
-    let (mut vs, mut ve, mut ty, mut esc, _) = value_at(bytes, start).ok()?;
+    let Value {
+        start: mut vs,
+        end: mut ve,
+        mut ty,
+        escaped: mut esc,
+        ..
+    } = value_at(bytes, start).ok()?;
     for part in path {
         match (part, ty) {
             (PathPart::Field(name), ValueType::Object) => {
                 let mut found = None;
                 let mut key_buf = String::new();
-                let _ = object_each(&data[..ve], vs, &mut key_buf, &mut |k, raw, t, e| {
+                let _ = walk_object(&data[..ve], vs, &mut key_buf, &mut |k, _, v| {
                     if found.is_none() && k == name {
-                        found = Some((raw, t, e));
-                        return Err("found");
+                        found = Some(v);
+                        return Err(Stop::Done);
                     }
                     Ok(())
                 });
-                let (raw, t, e) = found?;
-                // Offsets of `raw` inside `data`.
-                vs = raw.as_ptr() as usize - data.as_ptr() as usize;
-                ve = vs + raw.len();
-                ty = t;
-                esc = e;
+                let v = found?;
+                vs = v.start;
+                ve = v.end;
+                ty = v.ty;
+                esc = v.escaped;
             }
             (PathPart::Index(n), ValueType::Array) => {
                 start = skip_ws(bytes, vs + 1)?;
@@ -457,16 +678,16 @@ fn get_path<'d>(data: &'d str, path: &[PathPart]) -> Option<(&'d str, ValueType,
                     if bytes[start] == b']' {
                         return None;
                     }
-                    let (s, e, t, es, next) = value_at(bytes, start).ok()?;
+                    let v = value_at(bytes, start).ok()?;
                     if index == *n {
-                        vs = s;
-                        ve = e;
-                        ty = t;
-                        esc = es;
+                        vs = v.start;
+                        ve = v.end;
+                        ty = v.ty;
+                        esc = v.escaped;
                         break;
                     }
                     index += 1;
-                    start = skip_ws(bytes, next)?;
+                    start = skip_ws(bytes, v.next)?;
                     match bytes[start] {
                         b',' => start = skip_ws(bytes, start + 1)?,
                         _ => return None,
@@ -522,9 +743,14 @@ impl JsonExpressionParser {
 }
 
 #[cfg(test)]
+mod reference;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::labels::ParserHints;
     use fenrir_common::LabelSet;
+    use proptest::prelude::*;
 
     fn run(line: &str, stream: &[(&str, &str)]) -> (Vec<(String, String)>, Option<String>) {
         let mut labels = LineLabels::new(LabelSet::from_pairs(stream.iter().copied()));
@@ -629,6 +855,56 @@ mod tests {
     }
 
     #[test]
+    fn label_bytes_match_the_byte_test() {
+        for b in 0..=255u8 {
+            let bytes = [b'"', b, b'a', b, 0xff, b, b'_', b];
+            let got = label_bytes(u64::from_le_bytes(bytes));
+            for (k, &x) in bytes.iter().enumerate() {
+                let want = x.is_ascii_alphanumeric() || x == b'_';
+                assert_eq!(
+                    (got >> (8 * k + 7)) & 1 == 1,
+                    want,
+                    "{x:#x} at {k} of {bytes:?}"
+                );
+                assert_eq!(got & !(0x80 << (8 * k)) & (0xff << (8 * k)), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn key_ends_say_whether_the_key_is_a_label_name() {
+        for (text, want) in [
+            (r#"status":1"#, Some((6, false, true))),
+            (r#"_9":1"#, Some((2, false, true))),
+            (r#"9k":1"#, Some((2, false, false))),
+            (r#"":1"#, Some((0, false, false))),
+            (r#"a.b":1"#, Some((3, false, false))),
+            (r#"a\"b":1"#, Some((4, true, false))),
+            (r#"é":1"#, Some((2, false, false))),
+            ("abc", None),
+            (r"ab\", None),
+        ] {
+            assert_eq!(key_end(text.as_bytes(), 0), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_escapes_are_errors_not_crashes() {
+        let mut out = String::new();
+        for bad in [r"\é", r"\u+123", r"\u12", r"\ud800\u+c00", r"x\"] {
+            out.clear();
+            assert!(!unescape_into(bad, &mut out), "{bad}");
+        }
+        out.clear();
+        assert!(unescape_into(r"\u0041\ud83d\ude00\u00E9", &mut out));
+        assert_eq!(out, "A\u{1f600}é");
+        let (got, err) = run(r#"{"a":"\é","b":1}"#, &[]);
+        assert_eq!((got, err), (pairs(&[("a", ""), ("b", "1")]), None));
+        let (_, err) = run(r#"{"k\é":1}"#, &[]);
+        assert_eq!(err.as_deref(), Some(MALFORMED_ESCAPE));
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let line = format!("{}{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
         let (_, err) = run(&line, &[]);
@@ -702,5 +978,277 @@ mod tests {
             None,
             "no details for a non-JSON start"
         );
+    }
+
+    /// Everything a `| json` run leaves on a line: parsed labels in order, the error and
+    /// its details.
+    type Outcome = (Vec<(String, String)>, Option<&'static str>, Option<String>);
+
+    fn outcome(labels: &LineLabels) -> Outcome {
+        let parsed = labels
+            .parsed
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (
+            parsed,
+            labels.err(),
+            labels.err_details().map(str::to_string),
+        )
+    }
+
+    /// The hint sets the differential tests run under: none, then `Required` ones with
+    /// top-level, nested, `_extracted` and `__error__` names.
+    fn hint_sets() -> Vec<ParserHints> {
+        let mut sets = vec![ParserHints::default()];
+        for groups in [
+            &["status"][..],
+            &["a", "b_c"],
+            &["level_extracted"],
+            &["a_b_c", "x"],
+            &["__error__", "k"],
+            &["b", "b_extracted", "_9"],
+        ] {
+            let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+            sets.push(ParserHints::new(&[], &groups, false, false, None));
+        }
+        sets
+    }
+
+    /// Runs the new and the old walker on `line` under every hint set (with a parser
+    /// and its buffers reused across lines, as a stream does) and compares.
+    fn same_as_reference(line: &str) -> std::result::Result<(), TestCaseError> {
+        let stream = LabelSet::from_pairs([("app", "a"), ("level", "info")]);
+        for hints in hint_sets() {
+            let mut new_labels = LineLabels::with_hints(stream.clone(), hints.clone());
+            let mut old_labels = LineLabels::with_hints(stream.clone(), hints);
+            let mut new = JsonParser::default();
+            let mut old = reference::JsonParser::default();
+            // Twice: the second run sees buffers the first one left behind.
+            for meta in [&[][..], &[("b", "m")][..]] {
+                new_labels.reset(meta);
+                old_labels.reset(meta);
+                new.process(line, &mut new_labels);
+                old.process(line, &mut old_labels);
+                prop_assert_eq!(
+                    outcome(&new_labels),
+                    outcome(&old_labels),
+                    "line {:?}",
+                    line
+                );
+            }
+        }
+        // The member walk itself (as `| unpack` uses it): same members, same stop.
+        prop_assert_eq!(
+            members(line),
+            reference_members(line),
+            "members, line {:?}",
+            line
+        );
+        let paths = [
+            "a", "b", "a.b", "a.b.c", "a[0]", "b[1]", "a[0].b", "c d", "x", "b_c",
+        ];
+        let params: Vec<LabelExtraction> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| LabelExtraction {
+                label: format!("l{i}"),
+                expression: (*p).to_string(),
+            })
+            .collect();
+        let mut new = JsonExpressionParser::new(&params).expect("paths parse");
+        let mut old = reference::JsonExpressionParser::new(&params).expect("paths parse");
+        let mut new_labels = LineLabels::new(stream.clone());
+        let mut old_labels = LineLabels::new(stream);
+        new_labels.reset(&[]);
+        old_labels.reset(&[]);
+        new.process(line, &mut new_labels);
+        old.process(line, &mut old_labels);
+        prop_assert_eq!(
+            outcome(&new_labels),
+            outcome(&old_labels),
+            "paths, line {:?}",
+            line
+        );
+        Ok(())
+    }
+
+    /// Members a walk reports, `(key, raw, type, escaped)`, and how it ends.
+    type Members = (
+        Vec<(String, String, String, bool)>,
+        std::result::Result<(), &'static str>,
+    );
+
+    /// A visitor may stop the walk: this one does at a key `c`.
+    fn visit(
+        seen: &mut Members,
+        k: &str,
+        raw: &str,
+        ty: String,
+        esc: bool,
+    ) -> std::result::Result<(), &'static str> {
+        seen.0.push((k.to_string(), raw.to_string(), ty, esc));
+        if k == "c" {
+            Err("stop")
+        } else {
+            Ok(())
+        }
+    }
+
+    fn members(line: &str) -> Members {
+        let mut seen = (Vec::new(), Ok(()));
+        seen.1 = object_each(line, 0, &mut String::new(), &mut |k, raw, ty, esc| {
+            visit(&mut seen, k, raw, format!("{ty:?}"), esc)
+        });
+        seen
+    }
+
+    fn reference_members(line: &str) -> Members {
+        let mut seen = (Vec::new(), Ok(()));
+        seen.1 = reference::object_each(line, 0, &mut String::new(), &mut |k, raw, ty, esc| {
+            visit(&mut seen, k, raw, format!("{ty:?}"), esc)
+        });
+        seen
+    }
+
+    /// JSON-like values, nested up to a few levels, with the keys and escapes the hint
+    /// sets care about.
+    fn json_value() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just("c".to_string()),
+            Just("status".to_string()),
+            Just("level".to_string()),
+            Just("a.b".to_string()),
+            Just("9k".to_string()),
+            Just(" x ".to_string()),
+            Just("c d".to_string()),
+            Just("b\\u005fc".to_string()),
+            Just("k\\x".to_string()),
+            Just("é".to_string()),
+            "[a-z_]{0,12}",
+            r#"[a-z"\\{}\[\]:, ]{0,6}"#,
+        ];
+        let leaf = prop_oneof![
+            "-?[0-9]{1,4}(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,2})?".prop_map(|s| s.to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            Just("null".to_string()),
+            Just("tru".to_string()),
+            Just("nul".to_string()),
+            Just("1x".to_string()),
+            r#"[a-zA-Z0-9 /.:é_-]{0,40}"#.prop_map(|s| format!("\"{s}\"")),
+            r#"([a-z ]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}|\\u[dD][89abAB][0-9a-f]{2}|\\u\+[0-9]{3}|\\é|\\x|\\){0,12}"#
+                .prop_map(|s| format!("\"{s}\"")),
+            "[0-9a-f]{20,80}".prop_map(|s| format!("\"{s}\"")),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+                prop::collection::vec((key.clone(), inner, "[ \t\n]{0,2}"), 0..7).prop_map(
+                    |members| {
+                        let body: Vec<String> = members
+                            .iter()
+                            .map(|(k, v, ws)| format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}"))
+                            .collect();
+                        format!("{{{}}}", body.join(","))
+                    }
+                ),
+            ]
+        })
+    }
+
+    /// A JSON-like line, sometimes broken: cut short, a byte changed, or garbage added.
+    fn json_line() -> impl Strategy<Value = String> {
+        (
+            json_value(),
+            0usize..4,
+            any::<prop::sample::Index>(),
+            prop::sample::select(
+                &[
+                    "", "\"", "\\", "{", "}", "[", "]", ",", ":", " ", "x", "0", "é",
+                ][..],
+            ),
+        )
+            .prop_map(|(value, how, at, junk)| {
+                let mut line = value;
+                let cut = |line: &String| {
+                    let mut i = at.index(line.len() + 1);
+                    while !line.is_char_boundary(i) {
+                        i -= 1;
+                    }
+                    i
+                };
+                match how {
+                    0 => {}
+                    1 => {
+                        let i = cut(&line);
+                        line.truncate(i);
+                    }
+                    2 => {
+                        let i = cut(&line);
+                        line.insert_str(i, junk);
+                    }
+                    _ => {
+                        let i = cut(&line);
+                        let j = line[i..].chars().next().map_or(i, |c| i + c.len_utf8());
+                        line.replace_range(i..j, junk);
+                    }
+                }
+                line
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn walk_matches_reference_on_json_like_lines(line in json_line()) {
+            same_as_reference(&line)?;
+        }
+
+        #[test]
+        fn walk_matches_reference_on_json_alphabet(
+            line in r#"[{}\[\]":, \ta-c0-9\\.ulnrtfe_-]{0,80}"#,
+        ) {
+            same_as_reference(&line)?;
+        }
+
+        #[test]
+        fn walk_matches_reference_on_any_string(line in any::<String>()) {
+            same_as_reference(&line)?;
+            same_as_reference(&format!("{{\"a\":{line}"))?;
+        }
+    }
+
+    #[test]
+    fn walk_matches_reference_on_known_lines() {
+        let workload = r#"{"ts":12,"level":"INFO","logger":"com.example.http.AccessLog","msg":"cache miss","method":"GET","url":"/api/users/123","status":200,"duration_ms":17,"bytes":100,"user":"u12","request_id":"0123456789abcdef0123456789abcdef"}"#;
+        let mut lines = vec![
+            workload.to_string(),
+            String::new(),
+            "{".into(),
+            "{}".into(),
+            "{,}".into(),
+            r#"{"a":1,}"#.into(),
+            r#"{"a":{"b":{"c":[1,{"d":"}"}]}},"x":"\"}"}"#.into(),
+            r#"{"a":"\ud83d\ude00 \ud800 x","b\u005fc":"\u00e9"}"#.into(),
+            r#"{"a":"\q"}"#.into(),
+            r#"{"k\q":1}"#.into(),
+            r#"{"a" : 1 , "b" :"x" }  "#.into(),
+            "{\"a\":\"0123456789012345678901234567890123456789\\\"0123456789012345678901234\"}"
+                .into(),
+        ];
+        // Every prefix of the workload line: each way it can be cut short.
+        for i in 0..workload.len() {
+            lines.push(workload[..i].to_string());
+        }
+        for line in lines {
+            if let Err(e) = same_as_reference(&line) {
+                panic!("{e}");
+            }
+        }
     }
 }

@@ -323,6 +323,7 @@ impl LineLabels {
     }
 
     /// Whether this line has every required label (never outside [`HintMode::Required`]).
+    #[inline]
     pub(crate) fn all_required_extracted(&self) -> bool {
         self.hints.mode == HintMode::Required && self.found_count == self.hints.required.len()
     }
@@ -335,12 +336,16 @@ impl LineLabels {
 
     /// A quick test before any work on a parsed key: `false` when neither `name` nor
     /// `<name>_extracted` is required.
+    #[inline]
     pub(crate) fn may_extract(&self, name: &str) -> bool {
         if self.hints.mode != HintMode::Required {
             return true;
         }
+        // First bytes before the compare: parsers call this for every key, and most
+        // keys differ from the required names right away.
+        let first = name.as_bytes().first();
         self.hints.required.iter().any(|r| {
-            r == name
+            (r.len() == name.len() && r.as_bytes().first() == first && r == name)
                 || (r.len() == name.len() + EXTRACTED_SUFFIX.len()
                     && r.starts_with(name)
                     && r.ends_with(EXTRACTED_SUFFIX))
