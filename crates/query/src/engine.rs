@@ -63,8 +63,8 @@ impl Engine {
         }
     }
 
-    /// The same engine with `workers` decoding threads per scan (0: the query's own thread
-    /// does everything). The default is one per core.
+    /// The same engine with `workers` decoding threads per scan, the query's own included
+    /// (0 or 1: the query's own thread does everything). The default is one per core.
     pub fn with_decode_workers(mut self, workers: usize) -> Self {
         self.workers = workers;
         self

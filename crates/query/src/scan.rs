@@ -69,7 +69,8 @@ pub(crate) struct ScanContext {
     pub(crate) reader: Option<Arc<dyn BlockingReader>>,
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) cancel: Arc<AtomicBool>,
-    /// Decoding threads beside the caller's; 0 decodes everything on the caller's thread.
+    /// Decoding threads, the caller's included; 0 or 1 decodes everything on the caller's
+    /// thread.
     pub(crate) workers: usize,
     /// Blocks decompressed and decoded, over the engine's life.
     pub(crate) decoded: Arc<DecodeCounts>,
@@ -179,13 +180,18 @@ pub(crate) fn with_scanner<T>(
     body: impl FnOnce(&mut Scanner<'_>) -> Result<T>,
 ) -> Result<T> {
     let plan = Plan::new(streams, range);
-    // A worker per block beyond the first at most: tiny scans start no thread.
-    let workers = ctx.workers.min(plan.blocks_hint.saturating_sub(1));
+    // The caller decodes too (it helps rather than wait), so `ctx.workers` threads in all;
+    // a worker per block beyond the first at most: tiny scans start no thread.
+    let workers = ctx
+        .workers
+        .saturating_sub(1)
+        .min(plan.blocks_hint.saturating_sub(1));
     // Log queries may stop early: read little ahead of them.
+    let threads = workers + 1;
     let window = if cutoff.is_some() {
-        workers.max(1)
+        threads
     } else {
-        2 * workers.max(1)
+        2 * threads
     };
     let shared = Shared {
         ctx,
@@ -429,28 +435,50 @@ impl<'a> Shared<'a> {
                     }
                 }
             };
-            match job {
-                Job::Open(p) => {
-                    let result = self.open_piece(p);
-                    let mut st = self.lock();
-                    st.pieces[p].set_opened(result);
-                }
-                Job::Decode(p, k, opened) => {
-                    let result = self.decode(p, &opened, k);
-                    let mut st = self.lock();
-                    let slot = &mut st.pieces[p].blocks[k];
-                    if matches!(slot, Slot::Decoding) {
-                        *slot = match result {
-                            Ok(b) => Slot::Ready(b),
-                            Err(e) => Slot::Failed(e),
-                        };
-                    } else {
-                        // The scan gave up on the piece meanwhile.
-                        st.ahead -= 1;
-                    }
+            self.run(job);
+        }
+    }
+
+    /// Does a read-ahead job and publishes its result.
+    fn run(&self, job: Job) {
+        match job {
+            Job::Open(p) => {
+                let result = self.open_piece(p);
+                let mut st = self.lock();
+                st.pieces[p].set_opened(result);
+            }
+            Job::Decode(p, k, opened) => {
+                let result = self.decode(p, &opened, k);
+                let mut st = self.lock();
+                let slot = &mut st.pieces[p].blocks[k];
+                if matches!(slot, Slot::Decoding) {
+                    *slot = match result {
+                        Ok(b) => Slot::Ready(b),
+                        Err(e) => Slot::Failed(e),
+                    };
+                } else {
+                    // The scan gave up on the piece meanwhile.
+                    st.ahead -= 1;
                 }
             }
-            self.notify();
+        }
+        self.notify();
+    }
+
+    /// Waits for a worker to finish something the scan needs. Rather than sleep, the
+    /// scan's thread does the next read-ahead job itself when there is one: a sleep and a
+    /// wake-up per block cost more than the waiting saves.
+    fn help_or_wait<'g>(&'g self, mut st: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
+        if st.done {
+            return self.wait(st);
+        }
+        match self.next_job(&mut st) {
+            Next::Job(job) => {
+                drop(st);
+                self.run(job);
+                self.lock()
+            }
+            Next::Wait | Next::End => self.wait(st),
         }
     }
 
@@ -624,7 +652,7 @@ impl<'a> Shared<'a> {
                     st.pieces[p].open = Opening::Released;
                     return Err(e);
                 }
-                Opening::InProgress => st = self.wait(st),
+                Opening::InProgress => st = self.help_or_wait(st),
                 Opening::NotYet => {
                     st.pieces[p].open = Opening::InProgress;
                     drop(st);
@@ -644,7 +672,7 @@ impl<'a> Shared<'a> {
             self.ctx.check_cancel()?;
             let slot = &mut st.pieces[p].blocks[k];
             match slot {
-                Slot::Decoding => st = self.wait(st),
+                Slot::Decoding => st = self.help_or_wait(st),
                 Slot::Ready(_) | Slot::Failed(_) | Slot::Skipped | Slot::Taken => {
                     let taken = std::mem::replace(slot, Slot::Taken);
                     let result = match taken {
