@@ -1,7 +1,8 @@
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use fenrir_chunk::BlockParts;
 use fenrir_common::{Fingerprint, LabelSet, Matcher, Tenant, Timestamp};
 use fenrir_index::Index;
 use fenrir_logql::ast::{MetricExpr, RangeAgg};
@@ -12,7 +13,7 @@ use crate::detected::{detect_fields, detect_labels, field_values};
 use crate::logs::run_log_query;
 use crate::patterns::Miner;
 use crate::samples::extract_samples;
-use crate::scan::{with_scanner, Piece, ScanContext, ScanRange, StreamData};
+use crate::scan::{with_scanner, DecodeCounts, Piece, ScanContext, ScanRange, StreamData};
 use crate::volume::compute_volume;
 use crate::{
     DetectedField, DetectedLabel, Direction, Error, LogQuery, LogResult, PatternQuery,
@@ -40,7 +41,7 @@ pub struct Engine {
     recent: Arc<dyn RecentData>,
     /// Threads that decode blocks ahead of each scan.
     workers: usize,
-    blocks_decoded: Arc<AtomicU64>,
+    decoded: Arc<DecodeCounts>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -58,12 +59,12 @@ impl Engine {
             store,
             recent,
             workers,
-            blocks_decoded: Arc::new(AtomicU64::new(0)),
+            decoded: Arc::default(),
         }
     }
 
-    /// The same engine with `workers` decoding threads per scan (0: the query's own thread
-    /// does everything). The default is one per core.
+    /// The same engine with `workers` decoding threads per scan, the query's own included
+    /// (0 or 1: the query's own thread does everything). The default is one per core.
     pub fn with_decode_workers(mut self, workers: usize) -> Self {
         self.workers = workers;
         self
@@ -71,7 +72,7 @@ impl Engine {
 
     /// Blocks decompressed and decoded by this engine and its clones so far.
     pub fn blocks_decoded(&self) -> u64 {
-        self.blocks_decoded.load(Ordering::Relaxed)
+        self.decoded.blocks.load(Ordering::Relaxed)
     }
 
     /// Runs a log query.
@@ -273,7 +274,7 @@ impl Engine {
                 end: q.end,
                 direction: Direction::Forward,
             };
-            with_scanner(ctx, &streams, range, None, |scanner| {
+            with_scanner(ctx, &streams, range, None, BlockParts::ALL, |scanner| {
                 for (i, data) in streams.iter().enumerate() {
                     let mut sp = pipeline.for_stream(&data.labels);
                     let stream_level = data
@@ -350,10 +351,11 @@ impl Engine {
         let cancel = Arc::new(AtomicBool::new(false));
         let ctx = ScanContext {
             store: self.store.clone(),
+            reader: self.store.blocking_reader().map(Arc::from),
             handle: tokio::runtime::Handle::current(),
             cancel: cancel.clone(),
             workers: self.workers,
-            blocks_decoded: self.blocks_decoded.clone(),
+            decoded: self.decoded.clone(),
         };
         let _cancel_on_drop = CancelOnDrop(cancel);
         tokio::task::spawn_blocking(move || {
@@ -700,6 +702,173 @@ mod tests {
                 panic!("not a vector")
             };
             assert_eq!(v[0].value, 12_000.0);
+        }
+    }
+
+    /// A chunk of `entries` with blocks of a few lines each.
+    fn chunk_of(labels: &LabelSet, entries: &[fenrir_common::Entry]) -> EncodedChunk {
+        let mut b = ChunkBuilder::new(labels, 512);
+        for e in entries {
+            b.push(e.ts, &e.line, &e.structured_metadata);
+        }
+        b.finish(1).unwrap()
+    }
+
+    #[test]
+    fn queries_that_skip_lines_or_metadata_answer_as_those_that_read_them() {
+        let rt = one_worker_runtime();
+        let levels = ["info", "warn", "error"];
+        let entries = |pod: usize, from: i64, to: i64| -> Vec<fenrir_common::Entry> {
+            (from..to)
+                .map(|ts| fenrir_common::Entry {
+                    ts,
+                    line: format!(
+                        "level={} {pod} {ts} {}",
+                        levels[ts as usize % 3],
+                        "x".repeat(30)
+                    ),
+                    structured_metadata: vec![(
+                        "detected_level".to_string(),
+                        levels[ts as usize / 7 % 3].to_string(),
+                    )],
+                })
+                .collect()
+        };
+        let index = Index::temporary().unwrap();
+        let store = Arc::new(InMemoryStore::new());
+        let tenant = Tenant::single();
+        let (mut object, mut refs, mut recent) = (Vec::new(), Vec::new(), Vec::new());
+        let mut merged_blocks = 0;
+        for pod in 0..4 {
+            let l = labels(pod);
+            let mut sealed = Vec::new();
+            for part in 0..2i64 {
+                let c = chunk_of(&l, &entries(pod, part * 5_000, part * 5_000 + 1_000));
+                let offset = object.len() as u64;
+                object.extend_from_slice(&c.bytes);
+                refs.push((
+                    l.clone(),
+                    ChunkRef {
+                        chunk_id: offset,
+                        object_key: "fake/seg/x.seg".into(),
+                        offset,
+                        len: c.bytes.len() as u64,
+                        min_ts: c.meta.min_ts,
+                        max_ts: c.meta.max_ts,
+                        entries: c.meta.entries,
+                        raw_bytes: c.meta.raw_bytes,
+                    },
+                ));
+                let blocks = fenrir_chunk::ChunkReader::open(&c.bytes)
+                    .unwrap()
+                    .blocks()
+                    .len();
+                match (pod, part) {
+                    // A flush in flight: the stored chunk is still in memory too.
+                    (0, 1) => {
+                        merged_blocks += 2 * blocks;
+                        sealed.push(Arc::new(c));
+                    }
+                    // Out-of-order pushes across a seal: a chunk overlapping the stored
+                    // one, holding some of its entries again and new ones.
+                    (1, 1) => {
+                        let again = chunk_of(&l, &entries(pod, 5_900, 6_300));
+                        merged_blocks += blocks
+                            + fenrir_chunk::ChunkReader::open(&again.bytes)
+                                .unwrap()
+                                .blocks()
+                                .len();
+                        sealed.push(Arc::new(again));
+                    }
+                    _ => {}
+                }
+            }
+            recent.push(RecentStream {
+                labels: l,
+                chunks: sealed,
+                head: entries(pod, 9_000, 9_010),
+            });
+        }
+        rt.block_on(store.put("fake/seg/x.seg", object.into()))
+            .unwrap();
+        index.add_chunks(&tenant, &refs).unwrap();
+        // Each query, and one that reads everything (`|= ""` keeps every line but reads it;
+        // a label filter reads metadata) and must answer the same.
+        let cases = [
+            (
+                r#"sum by (pod, detected_level) (count_over_time({app="a"} | drop __error__ [1m]))"#,
+                r#"sum by (pod, detected_level) (count_over_time({app="a"} | drop __error__ |= "" [1m]))"#,
+                BlockParts {
+                    lines: false,
+                    metadata: true,
+                },
+            ),
+            (
+                r#"sum(count_over_time({app="a"} | detected_level="warn" [1m]))"#,
+                r#"sum(count_over_time({app="a"} | detected_level="warn" |= "" [1m]))"#,
+                BlockParts {
+                    lines: false,
+                    metadata: true,
+                },
+            ),
+            (
+                r#"sum(count_over_time({app="a"} |= "error" [1m]))"#,
+                r#"sum(count_over_time({app="a"} |= "error" | detected_level=~".*" [1m]))"#,
+                BlockParts {
+                    lines: true,
+                    metadata: false,
+                },
+            ),
+            (
+                r#"sum(rate({app="a"}[1m]))"#,
+                r#"sum(rate({app="a"} |= "" | drop detected_level [1m]))"#,
+                BlockParts {
+                    lines: false,
+                    metadata: false,
+                },
+            ),
+        ];
+        for workers in [0, 2] {
+            let engine = Engine::new(
+                index.clone(),
+                store.clone(),
+                Arc::new(Fixed(recent.clone())),
+            )
+            .with_decode_workers(workers);
+            let counts = || {
+                let d = &engine.decoded;
+                [&d.blocks, &d.without_lines, &d.without_metadata]
+                    .map(|c| c.load(Ordering::Relaxed))
+            };
+            let run = |q: &str| {
+                let params = EvalParams::range(0, 10_000_000, 60_000_000_000 / 1000, 0);
+                let before = counts();
+                let value = rt
+                    .block_on(engine.query_metric(tenant.clone(), metric(q), params))
+                    .unwrap();
+                let after = counts();
+                (value, [0, 1, 2].map(|i| after[i] - before[i]))
+            };
+            for (q, reading, parts) in &cases {
+                let (got, [blocks, no_lines, no_metadata]) = run(q);
+                let (want, [all_blocks, read_no_lines, read_no_metadata]) = run(reading);
+                assert_eq!(got, want, "{workers} workers: {q}");
+                assert!(
+                    !matches!(&got, QueryValue::Matrix(m) if m.is_empty()),
+                    "{q}"
+                );
+                assert_eq!(blocks, all_blocks, "{q}");
+                // Merged pieces are decoded whole; every other block skips what the
+                // query does not read.
+                let skipped = blocks - merged_blocks as u64;
+                let want_skipped = |read: bool| if read { 0 } else { skipped };
+                assert_eq!(
+                    (no_lines, no_metadata),
+                    (want_skipped(parts.lines), want_skipped(parts.metadata)),
+                    "{workers} workers, {q}: {blocks} blocks"
+                );
+                assert_eq!((read_no_lines, read_no_metadata), (0, 0), "{reading}");
+            }
         }
     }
 }

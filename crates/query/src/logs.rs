@@ -8,6 +8,8 @@ use fenrir_common::{LabelSet, Tenant, Timestamp};
 use fenrir_logql::ast::LogExpr;
 use fenrir_logql::LogPipeline;
 
+use fenrir_chunk::BlockParts;
+
 use crate::scan::{with_scanner, Cutoff, ScanContext, ScanRange, StreamData};
 use crate::Result;
 
@@ -128,70 +130,78 @@ pub(crate) fn run_log_query(
         end: q.end,
         direction: q.direction,
     };
-    with_scanner(ctx, streams, range, Some(&cutoff), |scanner| {
-        for (i, data) in streams.iter().enumerate() {
-            let mut sp = pipeline.for_stream(&data.labels);
-            let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
-                if heap.len() >= q.limit {
-                    if let Some(worst) = heap.peek() {
-                        let cannot_win = if backward {
-                            ts <= worst.ts
-                        } else {
-                            ts >= worst.ts
-                        };
-                        if cannot_win {
-                            return false;
+    // Log queries return lines and metadata.
+    with_scanner(
+        ctx,
+        streams,
+        range,
+        Some(&cutoff),
+        BlockParts::ALL,
+        |scanner| {
+            for (i, data) in streams.iter().enumerate() {
+                let mut sp = pipeline.for_stream(&data.labels);
+                let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| -> bool {
+                    if heap.len() >= q.limit {
+                        if let Some(worst) = heap.peek() {
+                            let cannot_win = if backward {
+                                ts <= worst.ts
+                            } else {
+                                ts >= worst.ts
+                            };
+                            if cannot_win {
+                                return false;
+                            }
                         }
                     }
-                }
-                scanned += 1;
-                bytes += line.len() as u64;
-                let Some(out) = sp.process(ts, line, md) else {
-                    return true;
-                };
-                let (labels, entry) = if q.categorize {
-                    (
-                        out.labels.stream.clone(),
-                        ResultEntry {
-                            ts,
-                            line: out.line.into_owned(),
-                            structured_metadata: out.labels.structured_metadata.clone(),
-                            parsed: out.labels.parsed.clone(),
-                        },
-                    )
-                } else {
-                    (
-                        out.labels.all.clone(),
-                        ResultEntry {
-                            ts,
-                            line: out.line.into_owned(),
-                            structured_metadata: Vec::new(),
-                            parsed: Vec::new(),
-                        },
-                    )
-                };
-                seq += 1;
-                heap.push(Candidate {
-                    ts,
-                    seq,
-                    backward,
-                    labels,
-                    entry,
-                });
-                if heap.len() > q.limit {
-                    heap.pop();
-                }
-                if heap.len() >= q.limit {
-                    if let Some(worst) = heap.peek() {
-                        cutoff.raise(worst.ts);
+                    scanned += 1;
+                    bytes += line.len() as u64;
+                    let Some(out) = sp.process(ts, line, md) else {
+                        return true;
+                    };
+                    let (labels, entry) = if q.categorize {
+                        (
+                            out.labels.stream.clone(),
+                            ResultEntry {
+                                ts,
+                                line: out.line.into_owned(),
+                                structured_metadata: out.labels.structured_metadata.clone(),
+                                parsed: out.labels.parsed.clone(),
+                            },
+                        )
+                    } else {
+                        (
+                            out.labels.all.clone(),
+                            ResultEntry {
+                                ts,
+                                line: out.line.into_owned(),
+                                structured_metadata: Vec::new(),
+                                parsed: Vec::new(),
+                            },
+                        )
+                    };
+                    seq += 1;
+                    heap.push(Candidate {
+                        ts,
+                        seq,
+                        backward,
+                        labels,
+                        entry,
+                    });
+                    if heap.len() > q.limit {
+                        heap.pop();
                     }
-                }
-                true
-            };
-            scanner.scan_stream(i, &mut visit)?;
-        }
-        Ok(())
-    })?;
+                    if heap.len() >= q.limit {
+                        if let Some(worst) = heap.peek() {
+                            cutoff.raise(worst.ts);
+                        }
+                    }
+                    true
+                };
+                scanner.scan_stream(i, &mut visit)?;
+            }
+            Ok(())
+        },
+    )?;
     let mut grouped: HashMap<LabelSet, Vec<(u64, ResultEntry)>> = HashMap::new();
     for c in heap.into_vec() {
         grouped.entry(c.labels).or_default().push((c.seq, c.entry));

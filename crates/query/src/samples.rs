@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use fenrir_chunk::BlockParts;
 use fenrir_common::Timestamp;
 use fenrir_logql::{SampleExtractor, SampleSink};
 
@@ -25,9 +26,12 @@ pub(crate) fn extract_samples(
 ) -> Result<()> {
     let threads = ctx.workers.min(streams.len());
     let forks: Vec<SampleSink> = (1..threads).map_while(|_| sink.fork()).collect();
+    let parts = BlockParts {
+        lines: extractor.reads_line(),
+        metadata: extractor.reads_metadata(),
+    };
     if forks.is_empty() {
-        return with_scanner(ctx, streams, range, None, |scanner| {
-            scanner.skip_metadata(!extractor.reads_metadata());
+        return with_scanner(ctx, streams, range, None, parts, |scanner| {
             for (i, data) in streams.iter().enumerate() {
                 let mut ex = extractor.for_stream(&data.labels);
                 let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| match ex
@@ -51,6 +55,7 @@ pub(crate) fn extract_samples(
         streams,
         range,
         extractor,
+        parts,
         next: &next,
         stop: &stop,
     };
@@ -87,6 +92,7 @@ struct Share<'a> {
     streams: &'a [StreamData],
     range: ScanRange,
     extractor: &'a SampleExtractor,
+    parts: BlockParts,
     next: &'a AtomicUsize,
     /// Set when any thread failed or filled its sink: the others stop too.
     stop: &'a AtomicBool,
@@ -96,37 +102,40 @@ impl Share<'_> {
     /// Takes streams until none is left, decoding on this thread only.
     fn run(&self, sink: &mut SampleSink) -> Result<()> {
         let ctx = ScanContext {
-            store: self.ctx.store.clone(),
-            handle: self.ctx.handle.clone(),
-            cancel: self.ctx.cancel.clone(),
             workers: 0,
-            blocks_decoded: self.ctx.blocks_decoded.clone(),
+            ..self.ctx.clone()
         };
-        let result = with_scanner(&ctx, self.streams, self.range, None, |scanner| {
-            scanner.skip_metadata(!self.extractor.reads_metadata());
-            while !self.stop.load(Ordering::Relaxed) {
-                let i = self.next.fetch_add(1, Ordering::Relaxed);
-                let Some(data) = self.streams.get(i) else {
-                    break;
-                };
-                let mut ex = self.extractor.for_stream(&data.labels);
-                let stop = self.stop;
-                let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| match ex
-                    .process(ts, line, md)
-                {
-                    Some((labels, value)) => {
-                        sink.add(labels, ts, value) && !stop.load(Ordering::Relaxed)
+        let result = with_scanner(
+            &ctx,
+            self.streams,
+            self.range,
+            None,
+            self.parts,
+            |scanner| {
+                while !self.stop.load(Ordering::Relaxed) {
+                    let i = self.next.fetch_add(1, Ordering::Relaxed);
+                    let Some(data) = self.streams.get(i) else {
+                        break;
+                    };
+                    let mut ex = self.extractor.for_stream(&data.labels);
+                    let stop = self.stop;
+                    let mut visit = |ts: Timestamp, line: &str, md: &[(&str, &str)]| match ex
+                        .process(ts, line, md)
+                    {
+                        Some((labels, value)) => {
+                            sink.add(labels, ts, value) && !stop.load(Ordering::Relaxed)
+                        }
+                        None => true,
+                    };
+                    scanner.scan_stream(i, &mut visit)?;
+                    if sink.is_full() {
+                        // Tell the other threads at once, not when this one returns.
+                        self.stop.store(true, Ordering::Relaxed);
                     }
-                    None => true,
-                };
-                scanner.scan_stream(i, &mut visit)?;
-                if sink.is_full() {
-                    // Tell the other threads at once, not when this one returns.
-                    self.stop.store(true, Ordering::Relaxed);
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            },
+        );
         if result.is_err() || sink.is_full() {
             self.stop.store(true, Ordering::Relaxed);
         }

@@ -11,16 +11,16 @@
 //! merged by timestamp as they stream; entries sharing one timestamp are ordered by line
 //! and metadata and identical ones collapsed, the same rule Loki's merge iterator applies.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use fenrir_chunk::{
-    decode_stored_block, BlockMeta, ChunkDirectory, ChunkReader, DecodedBlock, EncodedChunk,
-    DEFAULT_BLOCK_TARGET_RAW,
+    decode_stored_block_parts, BlockMeta, BlockParts, ChunkDirectory, ChunkReader, DecodedBlock,
+    EncodedChunk, DEFAULT_BLOCK_TARGET_RAW,
 };
 use fenrir_common::{Entry, LabelSet, Timestamp};
 use fenrir_index::ChunkRef;
-use fenrir_storage::ObjectStore;
+use fenrir_storage::{BlockingReader, ObjectStore};
 
 use crate::{Direction, Error, Result};
 
@@ -61,14 +61,30 @@ const SPARSE_READ_MIN_LEN: u64 = 128 << 10;
 const TAIL_GUESS: u64 = 4 << 10;
 
 /// What a scan reads with: the object store, the query's cancel flag and the worker count.
+#[derive(Clone)]
 pub(crate) struct ScanContext {
     pub(crate) store: Arc<dyn ObjectStore>,
+    /// The store's blocking reader, made for this query, when it has one: scan threads may
+    /// block, and reading on them saves a trip through the runtime per chunk.
+    pub(crate) reader: Option<Arc<dyn BlockingReader>>,
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) cancel: Arc<AtomicBool>,
-    /// Decoding threads beside the caller's; 0 decodes everything on the caller's thread.
+    /// Decoding threads, the caller's included; 0 or 1 decodes everything on the caller's
+    /// thread.
     pub(crate) workers: usize,
     /// Blocks decompressed and decoded, over the engine's life.
-    pub(crate) blocks_decoded: Arc<AtomicU64>,
+    pub(crate) decoded: Arc<DecodeCounts>,
+}
+
+/// What scans decoded, over the engine's life.
+#[derive(Debug, Default)]
+pub(crate) struct DecodeCounts {
+    /// Blocks decompressed and decoded.
+    pub(crate) blocks: AtomicU64,
+    /// Of those, blocks decoded without their line text.
+    pub(crate) without_lines: AtomicU64,
+    /// Of those, blocks decoded without their structured metadata.
+    pub(crate) without_metadata: AtomicU64,
 }
 
 impl ScanContext {
@@ -81,7 +97,10 @@ impl ScanContext {
     }
 
     fn fetch(&self, key: &str, range: std::ops::Range<u64>) -> Result<bytes::Bytes> {
-        Ok(self.handle.block_on(self.store.get_range(key, range))?)
+        Ok(match &self.reader {
+            Some(reader) => reader.read_range(key, range)?,
+            None => self.handle.block_on(self.store.get_range(key, range))?,
+        })
     }
 }
 
@@ -148,28 +167,38 @@ impl ScanRange {
 
 /// Runs `body` with a [`Scanner`] over `streams`; decoding workers live as long as `body`.
 /// `cutoff` (log queries) lets blocks that cannot win be skipped, and makes large stored
-/// chunks be read block by block.
+/// chunks be read block by block. `parts` says what the visitor reads of entries: blocks
+/// of pieces that overlap no other are decoded with only those (the rest comes empty);
+/// merged pieces are always decoded whole, since duplicates are found by line and
+/// metadata.
 pub(crate) fn with_scanner<T>(
     ctx: &ScanContext,
     streams: &[StreamData],
     range: ScanRange,
     cutoff: Option<&Cutoff>,
+    parts: BlockParts,
     body: impl FnOnce(&mut Scanner<'_>) -> Result<T>,
 ) -> Result<T> {
     let plan = Plan::new(streams, range);
-    // A worker per block beyond the first at most: tiny scans start no thread.
-    let workers = ctx.workers.min(plan.blocks_hint.saturating_sub(1));
+    // The caller decodes too (it helps rather than wait), so `ctx.workers` threads in all;
+    // a worker per block beyond the first at most: tiny scans start no thread.
+    let workers = ctx
+        .workers
+        .saturating_sub(1)
+        .min(plan.blocks_hint.saturating_sub(1));
     // Log queries may stop early: read little ahead of them.
+    let threads = workers + 1;
     let window = if cutoff.is_some() {
-        workers.max(1)
+        threads
     } else {
-        2 * workers.max(1)
+        2 * threads
     };
     let shared = Shared {
         ctx,
         range,
         cutoff,
         sparse: cutoff.is_some(),
+        parts,
         window,
         state: Mutex::new(State {
             pieces: plan.pieces.iter().map(|_| PieceState::default()).collect(),
@@ -178,6 +207,7 @@ pub(crate) fn with_scanner<T>(
             done: false,
         }),
         wake: Condvar::new(),
+        waiting: AtomicUsize::new(0),
         plan,
     };
     std::thread::scope(|scope| {
@@ -189,7 +219,6 @@ pub(crate) fn with_scanner<T>(
         let mut scanner = Scanner {
             shared: &shared,
             next_stream: 0,
-            skip_metadata: false,
         };
         body(&mut scanner)
     })
@@ -200,6 +229,8 @@ pub(crate) fn with_scanner<T>(
 /// the order a merge starts reading them.
 struct Plan<'a> {
     pieces: Vec<&'a Piece>,
+    /// Per piece, whether it is merged with others (a group of more than one).
+    merged: Vec<bool>,
     /// Per stream, its groups as ranges of `pieces`.
     streams: Vec<Vec<std::ops::Range<usize>>>,
     /// About how many blocks the scan may read.
@@ -210,6 +241,7 @@ impl<'a> Plan<'a> {
     fn new(streams: &'a [StreamData], range: ScanRange) -> Self {
         let mut plan = Plan {
             pieces: Vec::new(),
+            merged: Vec::new(),
             streams: Vec::with_capacity(streams.len()),
             blocks_hint: 0,
         };
@@ -252,6 +284,7 @@ impl<'a> Plan<'a> {
             let mut ranges = Vec::with_capacity(groups.len());
             for g in groups {
                 let first = plan.pieces.len();
+                let merged = g.len() > 1;
                 for p in g {
                     let raw = match p {
                         Piece::Head(_) => 0,
@@ -262,6 +295,7 @@ impl<'a> Plan<'a> {
                         plan.blocks_hint += (raw as usize).div_ceil(DEFAULT_BLOCK_TARGET_RAW);
                     }
                     plan.pieces.push(p);
+                    plan.merged.push(merged);
                 }
                 ranges.push(first..plan.pieces.len());
             }
@@ -330,9 +364,13 @@ struct Shared<'a> {
     range: ScanRange,
     cutoff: Option<&'a Cutoff>,
     sparse: bool,
+    /// What the visitor reads of single pieces' entries.
+    parts: BlockParts,
     window: usize,
     state: Mutex<State>,
     wake: Condvar,
+    /// Threads waiting on `wake`: a notification with none costs no system call.
+    waiting: AtomicUsize,
 }
 
 struct StopOnDrop<'s, 'a>(&'s Shared<'a>);
@@ -340,7 +378,7 @@ struct StopOnDrop<'s, 'a>(&'s Shared<'a>);
 impl Drop for StopOnDrop<'_, '_> {
     fn drop(&mut self) {
         self.0.lock().done = true;
-        self.0.wake.notify_all();
+        self.0.notify();
     }
 }
 
@@ -361,8 +399,20 @@ impl<'a> Shared<'a> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Waits for a change of the state. Counted while the lock is held, so that a thread
+    /// that changed the state since sees the waiter when it comes to notify.
     fn wait<'g>(&self, guard: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
-        self.wake.wait(guard).unwrap_or_else(|e| e.into_inner())
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let guard = self.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        guard
+    }
+
+    /// Wakes the waiting threads, after a change of the state made under the lock.
+    fn notify(&self) {
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.wake.notify_all();
+        }
     }
 
     fn excluded(&self, min_ts: Timestamp, max_ts: Timestamp) -> bool {
@@ -385,28 +435,50 @@ impl<'a> Shared<'a> {
                     }
                 }
             };
-            match job {
-                Job::Open(p) => {
-                    let result = self.open_piece(p);
-                    let mut st = self.lock();
-                    st.pieces[p].set_opened(result);
-                }
-                Job::Decode(p, k, opened) => {
-                    let result = self.decode(&opened, k);
-                    let mut st = self.lock();
-                    let slot = &mut st.pieces[p].blocks[k];
-                    if matches!(slot, Slot::Decoding) {
-                        *slot = match result {
-                            Ok(b) => Slot::Ready(b),
-                            Err(e) => Slot::Failed(e),
-                        };
-                    } else {
-                        // The scan gave up on the piece meanwhile.
-                        st.ahead -= 1;
-                    }
+            self.run(job);
+        }
+    }
+
+    /// Does a read-ahead job and publishes its result.
+    fn run(&self, job: Job) {
+        match job {
+            Job::Open(p) => {
+                let result = self.open_piece(p);
+                let mut st = self.lock();
+                st.pieces[p].set_opened(result);
+            }
+            Job::Decode(p, k, opened) => {
+                let result = self.decode(p, &opened, k);
+                let mut st = self.lock();
+                let slot = &mut st.pieces[p].blocks[k];
+                if matches!(slot, Slot::Decoding) {
+                    *slot = match result {
+                        Ok(b) => Slot::Ready(b),
+                        Err(e) => Slot::Failed(e),
+                    };
+                } else {
+                    // The scan gave up on the piece meanwhile.
+                    st.ahead -= 1;
                 }
             }
-            self.wake.notify_all();
+        }
+        self.notify();
+    }
+
+    /// Waits for a worker to finish something the scan needs. Rather than sleep, the
+    /// scan's thread does the next read-ahead job itself when there is one: a sleep and a
+    /// wake-up per block cost more than the waiting saves.
+    fn help_or_wait<'g>(&'g self, mut st: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
+        if st.done {
+            return self.wait(st);
+        }
+        match self.next_job(&mut st) {
+            Next::Job(job) => {
+                drop(st);
+                self.run(job);
+                self.lock()
+            }
+            Next::Wait | Next::End => self.wait(st),
         }
     }
 
@@ -512,9 +584,14 @@ impl<'a> Shared<'a> {
         })
     }
 
-    /// Fetches (if sparse), checks, decompresses and decodes needed block `k`.
-    fn decode(&self, opened: &Opened, k: usize) -> Result<DecodedBlock> {
+    /// Fetches (if sparse), checks, decompresses and decodes needed block `k` of piece `p`.
+    fn decode(&self, p: usize, opened: &Opened, k: usize) -> Result<DecodedBlock> {
         let meta = &opened.blocks[opened.needed[k]];
+        let parts = if self.plan.merged[p] {
+            BlockParts::ALL
+        } else {
+            self.parts
+        };
         let span = |len: usize| -> Result<std::ops::Range<usize>> {
             let start = meta.offset as usize;
             let end = start + meta.len as usize;
@@ -528,9 +605,11 @@ impl<'a> Shared<'a> {
             Ok(start..end)
         };
         let block = match &opened.source {
-            Source::Whole(bytes) => decode_stored_block(&bytes[span(bytes.len())?], meta)?,
+            Source::Whole(bytes) => {
+                decode_stored_block_parts(&bytes[span(bytes.len())?], meta, parts)?
+            }
             Source::Sealed(chunk) => {
-                decode_stored_block(&chunk.bytes[span(chunk.bytes.len())?], meta)?
+                decode_stored_block_parts(&chunk.bytes[span(chunk.bytes.len())?], meta, parts)?
             }
             Source::Sparse(r) => {
                 if meta.offset + u64::from(meta.len) > r.len {
@@ -544,10 +623,17 @@ impl<'a> Shared<'a> {
                 let stored = self
                     .ctx
                     .fetch(&r.object_key, start..start + u64::from(meta.len))?;
-                decode_stored_block(&stored, meta)?
+                decode_stored_block_parts(&stored, meta, parts)?
             }
         };
-        self.ctx.blocks_decoded.fetch_add(1, Ordering::Relaxed);
+        let counts = &self.ctx.decoded;
+        counts.blocks.fetch_add(1, Ordering::Relaxed);
+        if !parts.lines {
+            counts.without_lines.fetch_add(1, Ordering::Relaxed);
+        }
+        if !parts.metadata {
+            counts.without_metadata.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(block)
     }
 
@@ -566,14 +652,14 @@ impl<'a> Shared<'a> {
                     st.pieces[p].open = Opening::Released;
                     return Err(e);
                 }
-                Opening::InProgress => st = self.wait(st),
+                Opening::InProgress => st = self.help_or_wait(st),
                 Opening::NotYet => {
                     st.pieces[p].open = Opening::InProgress;
                     drop(st);
                     let result = self.open_piece(p);
                     st = self.lock();
                     st.pieces[p].set_opened(result);
-                    self.wake.notify_all();
+                    self.notify();
                 }
             }
         }
@@ -586,18 +672,18 @@ impl<'a> Shared<'a> {
             self.ctx.check_cancel()?;
             let slot = &mut st.pieces[p].blocks[k];
             match slot {
-                Slot::Decoding => st = self.wait(st),
+                Slot::Decoding => st = self.help_or_wait(st),
                 Slot::Ready(_) | Slot::Failed(_) | Slot::Skipped | Slot::Taken => {
                     let taken = std::mem::replace(slot, Slot::Taken);
                     let result = match taken {
                         Slot::Ready(b) => {
                             st.ahead -= 1;
-                            self.wake.notify_all();
+                            self.notify();
                             Ok(Some(b))
                         }
                         Slot::Failed(e) => {
                             st.ahead -= 1;
-                            self.wake.notify_all();
+                            self.notify();
                             Err(e)
                         }
                         _ => Ok(None),
@@ -612,7 +698,7 @@ impl<'a> Shared<'a> {
                     }
                     *slot = Slot::Decoding;
                     drop(st);
-                    let result = self.decode(opened, k);
+                    let result = self.decode(p, opened, k);
                     self.lock().pieces[p].blocks[k] = Slot::Taken;
                     return result.map(Some);
                 }
@@ -637,7 +723,7 @@ impl<'a> Shared<'a> {
         st.ahead -= freed;
         drop(st);
         if freed > 0 {
-            self.wake.notify_all();
+            self.notify();
         }
     }
 }
@@ -661,17 +747,9 @@ impl PieceState {
 pub(crate) struct Scanner<'s> {
     shared: &'s Shared<'s>,
     next_stream: usize,
-    /// The visitor never reads metadata: entries of single pieces come without it.
-    skip_metadata: bool,
 }
 
 impl Scanner<'_> {
-    /// Says that the visitor never reads structured metadata (a label-free count), so
-    /// that entries may come without it.
-    pub(crate) fn skip_metadata(&mut self, skip: bool) {
-        self.skip_metadata = skip;
-    }
-
     /// Visits the entries of stream `stream` (an index into the scanned streams, called in
     /// increasing order) in the scan's range and direction.
     pub(crate) fn scan_stream(&mut self, stream: usize, visit: &mut Visit<'_>) -> Result<()> {
@@ -753,7 +831,7 @@ impl Scanner<'_> {
                     break;
                 };
                 pairs.clear();
-                if !self.skip_metadata {
+                if shared.parts.metadata {
                     pairs.extend(e.structured_metadata.iter());
                 }
                 if !visit(e.ts, e.line, &pairs) {
@@ -1131,10 +1209,11 @@ mod tests {
                 .unwrap();
             ScanContext {
                 store: self.store.clone(),
+                reader: None,
                 handle: rt.handle().clone(),
                 cancel: Arc::new(AtomicBool::new(false)),
                 workers,
-                blocks_decoded: Arc::new(AtomicU64::new(0)),
+                decoded: Arc::default(),
             }
         }
     }
@@ -1153,7 +1232,7 @@ mod tests {
         range: ScanRange,
         stop_after: usize,
     ) -> Result<Vec<Vec<Entry>>> {
-        with_scanner(ctx, streams, range, None, |scanner| {
+        with_scanner(ctx, streams, range, None, BlockParts::ALL, |scanner| {
             let mut out = Vec::new();
             for i in 0..streams.len() {
                 let mut got = Vec::new();
@@ -1266,8 +1345,13 @@ mod tests {
             (groups(0), groups(1), groups(2)),
             (vec![1, 1, 1], vec![4], vec![2])
         );
-        for workers in [0, 1, 3] {
-            let ctx = f.context(&rt, workers);
+        // Reading through the runtime, and on the scan's threads.
+        for (workers, blocking) in [(0, false), (1, false), (3, false), (0, true), (3, true)] {
+            let mut ctx = f.context(&rt, workers);
+            if blocking {
+                ctx.reader = f.store.blocking_reader().map(Arc::from);
+                assert!(ctx.reader.is_some());
+            }
             for direction in [Direction::Forward, Direction::Backward] {
                 for (start, end) in [(0, 1000), (45, 120), (99, 100), (500, 600)] {
                     let range = ScanRange {
@@ -1277,7 +1361,7 @@ mod tests {
                     };
                     let got = scan_all(&ctx, &streams, range, usize::MAX).unwrap();
                     let want = reference(&streams, range, &f.object);
-                    assert_eq!(got, want, "{workers} workers, {range:?}");
+                    assert_eq!(got, want, "{workers} workers, {blocking}, {range:?}");
                     // Stopping early gives a prefix.
                     let got = scan_all(&ctx, &streams, range, 7).unwrap();
                     for (g, w) in got.iter().zip(&want) {
@@ -1307,11 +1391,11 @@ mod tests {
             let ctx = f.context(&rt, workers);
             let all = {
                 scan_all(&ctx, &streams, range, usize::MAX).unwrap();
-                ctx.blocks_decoded.swap(0, Ordering::Relaxed)
+                ctx.decoded.blocks.swap(0, Ordering::Relaxed)
             };
             assert!(all > 200, "{all} blocks");
             let mut seen = 0;
-            let result = with_scanner(&ctx, &streams, range, None, |scanner| {
+            let result = with_scanner(&ctx, &streams, range, None, BlockParts::ALL, |scanner| {
                 for i in 0..streams.len() {
                     let mut visit = |_: Timestamp, _: &str, _: &[(&str, &str)]| {
                         seen += 1;
@@ -1325,7 +1409,7 @@ mod tests {
                 Ok(())
             });
             assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
-            let decoded = ctx.blocks_decoded.load(Ordering::Relaxed);
+            let decoded = ctx.decoded.blocks.load(Ordering::Relaxed);
             // The blocks holding the first 1000 entries, plus at most the read-ahead.
             let needed = all * 1000 / (20 * 400) + 1;
             assert!(
@@ -1368,19 +1452,26 @@ mod tests {
         };
         let cutoff = Cutoff::new(Direction::Backward);
         let mut got = Vec::new();
-        with_scanner(&ctx, &streams, range, Some(&cutoff), |scanner| {
-            let mut visit = |ts: Timestamp, _: &str, _: &[(&str, &str)]| {
-                got.push(ts);
-                if got.len() == 10 {
-                    cutoff.raise(ts);
-                }
-                got.len() < 10
-            };
-            scanner.scan_stream(0, &mut visit)
-        })
+        with_scanner(
+            &ctx,
+            &streams,
+            range,
+            Some(&cutoff),
+            BlockParts::ALL,
+            |scanner| {
+                let mut visit = |ts: Timestamp, _: &str, _: &[(&str, &str)]| {
+                    got.push(ts);
+                    if got.len() == 10 {
+                        cutoff.raise(ts);
+                    }
+                    got.len() < 10
+                };
+                scanner.scan_stream(0, &mut visit)
+            },
+        )
         .unwrap();
         assert_eq!(got, (3990..4000).rev().collect::<Vec<_>>());
-        let decoded = ctx.blocks_decoded.load(Ordering::Relaxed);
+        let decoded = ctx.decoded.blocks.load(Ordering::Relaxed);
         // One line per block here: the ten needed, plus at most the read-ahead (2).
         assert!(decoded <= 12, "{decoded} blocks decoded for 10 entries");
     }

@@ -29,6 +29,6 @@ pub use s3::{S3Options, S3Store, MIN_PART_SIZE};
 pub use s3_testing::{
     s3_test_endpoint, s3_test_options, s3_test_store, unique_bucket_name, S3_TEST_ENDPOINT_VAR,
 };
-pub use store::{validate_key, ObjectMeta, ObjectStore};
+pub use store::{validate_key, BlockingReader, ObjectMeta, ObjectStore};
 #[cfg(any(test, feature = "testsuite"))]
 pub use testsuite::conformance_suite;

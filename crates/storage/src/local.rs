@@ -4,20 +4,21 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::store::{
-    check_range, validate_key, validate_prefix, ObjectMeta, ObjectStore, TEMP_MARKER,
+    check_range, validate_key, validate_prefix, BlockingReader, ObjectMeta, ObjectStore,
+    TEMP_MARKER,
 };
 
 /// An object store in a local directory: key `a/b/c` is the file `<root>/a/b/c`.
 ///
 /// Writes go to a temporary file beside the target, are synced, then renamed into place, so a
 /// crash leaves either the old object or the new one. Filesystem work runs on tokio's blocking
-/// pool.
+/// pool; [`ObjectStore::blocking_reader`] reads on the caller's thread instead.
 ///
 /// Unlike S3, a key cannot be both an object and a prefix of other keys' directories
 /// (`a/b` and `a/b/c`): the second write fails with [`Error::Io`]. Fenrir's key layout never
@@ -82,6 +83,89 @@ fn io_error(key: &str) -> impl Fn(io::Error) -> Error + '_ {
         key: key.to_owned(),
         source,
     }
+}
+
+/// Most files a [`LocalReader`] keeps open. A query reads each segment in many places
+/// (a segment holds chunks of every stream), so the files it reads stay open until it ends;
+/// past this many the least recently read one is closed, keeping descriptors bounded
+/// however many queries run at once.
+const READER_OPEN_FILES: usize = 64;
+
+/// [`LocalFsStore`]'s blocking reader: `pread` on files kept open between reads, so that a
+/// read costs one system call instead of open, stat, seek, read and close.
+#[derive(Debug)]
+struct LocalReader {
+    root: Arc<PathBuf>,
+    /// Open files with their keys and sizes, the most recently read last.
+    open: Mutex<Vec<(String, Arc<File>, u64)>>,
+}
+
+impl LocalReader {
+    fn file(&self, key: &str) -> Result<(Arc<File>, u64)> {
+        if let Some(found) = self.cached(key) {
+            return Ok(found);
+        }
+        // Opened without the lock, so that other threads' reads do not wait on it.
+        let (file, size) = open_object(&self.root.join(key), key)?;
+        let file = Arc::new(file);
+        let mut open = self.lock();
+        if let Some((_, file, size)) = open.iter().find(|(k, ..)| k == key) {
+            // Another thread opened it meanwhile: one handle per key.
+            return Ok((Arc::clone(file), *size));
+        }
+        if open.len() >= READER_OPEN_FILES {
+            open.remove(0);
+        }
+        open.push((key.to_owned(), Arc::clone(&file), size));
+        Ok((file, size))
+    }
+
+    fn cached(&self, key: &str) -> Option<(Arc<File>, u64)> {
+        let mut open = self.lock();
+        let i = open.iter().position(|(k, ..)| k == key)?;
+        let entry = open.remove(i);
+        let found = (Arc::clone(&entry.1), entry.2);
+        open.push(entry);
+        Some(found)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, Arc<File>, u64)>> {
+        // Every update leaves the list consistent, so a poisoned lock is usable.
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl BlockingReader for LocalReader {
+    fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        validate_key(key)?;
+        let (file, size) = self.file(key)?;
+        let slice = check_range(key, &range, size)?;
+        let mut data = vec![0u8; slice.len()];
+        read_at(&file, &mut data, range.start).map_err(io_error(key))?;
+        Ok(Bytes::from(data))
+    }
+}
+
+/// Fills `buf` from `offset` without moving a shared file position.
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Opens the object's file, refusing directories (which `File::open` accepts on Unix).
@@ -227,6 +311,13 @@ impl ObjectStore for LocalFsStore {
             Ok(Bytes::from(data))
         })
         .await
+    }
+
+    fn blocking_reader(&self) -> Option<Box<dyn BlockingReader>> {
+        Some(Box::new(LocalReader {
+            root: Arc::clone(&self.root),
+            open: Mutex::new(Vec::new()),
+        }))
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {

@@ -1,18 +1,26 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::ops::Range;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::store::{check_range, validate_key, validate_prefix, ObjectMeta, ObjectStore};
+use crate::store::{
+    check_range, validate_key, validate_prefix, BlockingReader, ObjectMeta, ObjectStore,
+};
 
 /// An object store in a `BTreeMap`, for tests and single-process experiments.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
-    objects: Mutex<BTreeMap<String, Bytes>>,
+    objects: Objects,
 }
+
+type Objects = Arc<Mutex<BTreeMap<String, Bytes>>>;
+
+/// The objects, shared with blocking readers.
+#[derive(Debug)]
+struct Reader(Objects);
 
 impl InMemoryStore {
     /// An empty store.
@@ -21,20 +29,40 @@ impl InMemoryStore {
     }
 
     fn objects(&self) -> MutexGuard<'_, BTreeMap<String, Bytes>> {
-        // The map is always consistent (single inserts/removes), so a poisoned lock is usable.
-        self.objects
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.objects)
     }
 
     fn object(&self, key: &str) -> Result<Bytes> {
-        validate_key(key)?;
-        self.objects()
-            .get(key)
-            .cloned()
-            .ok_or_else(|| Error::NotFound {
-                key: key.to_owned(),
-            })
+        object(&self.objects, key)
+    }
+}
+
+fn lock(objects: &Objects) -> MutexGuard<'_, BTreeMap<String, Bytes>> {
+    // The map is always consistent (single inserts/removes), so a poisoned lock is usable.
+    objects
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn object(objects: &Objects, key: &str) -> Result<Bytes> {
+    validate_key(key)?;
+    lock(objects)
+        .get(key)
+        .cloned()
+        .ok_or_else(|| Error::NotFound {
+            key: key.to_owned(),
+        })
+}
+
+fn read_range(objects: &Objects, key: &str, range: Range<u64>) -> Result<Bytes> {
+    let data = object(objects, key)?;
+    let range = check_range(key, &range, data.len() as u64)?;
+    Ok(data.slice(range))
+}
+
+impl BlockingReader for Reader {
+    fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        read_range(&self.0, key, range)
     }
 }
 
@@ -51,9 +79,11 @@ impl ObjectStore for InMemoryStore {
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
-        let data = self.object(key)?;
-        let range = check_range(key, &range, data.len() as u64)?;
-        Ok(data.slice(range))
+        read_range(&self.objects, key, range)
+    }
+
+    fn blocking_reader(&self) -> Option<Box<dyn BlockingReader>> {
+        Some(Box::new(Reader(Arc::clone(&self.objects))))
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {

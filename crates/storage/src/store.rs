@@ -39,6 +39,24 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Removes the object; removing a missing key succeeds.
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// A reader of ranges for threads that may block, for stores that need no async I/O
+    /// (local files, memory): it saves `get_range`'s trip through the runtime on every
+    /// read, which costs more than reading a small chunk from the page cache. `None` (the
+    /// default, and S3): read with `get_range`.
+    fn blocking_reader(&self) -> Option<Box<dyn BlockingReader>> {
+        None
+    }
+}
+
+/// Synchronous range reads (see [`ObjectStore::blocking_reader`]). Never call it from an
+/// async task: it blocks on the filesystem.
+///
+/// Made for one query: it may keep the objects it read open until dropped, so each read
+/// sees a whole version of its object, but not necessarily the newest.
+pub trait BlockingReader: Send + Sync + std::fmt::Debug {
+    /// [`ObjectStore::get_range`], with the same errors.
+    fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
 }
 
 /// Part of a key, reserved for the local store's temporary files.

@@ -40,6 +40,7 @@ pub async fn conformance_suite(store: Arc<dyn ObjectStore>) {
     concurrent_writers(&store).await;
     concurrent_large_writers(&store).await;
     concurrent_overwrite(&store).await;
+    blocking_reads(&store).await;
 
     for meta in store.list(ROOT).await.expect("list for cleanup") {
         store.delete(&meta.key).await.expect("cleanup delete");
@@ -466,4 +467,80 @@ async fn concurrent_overwrite(store: &Arc<dyn ObjectStore>) {
         "final object mixes versions"
     );
     store.delete(&k).await.expect("delete");
+}
+
+/// A store's blocking reader (if it has one) answers as `get_range` does; a new reader sees
+/// the newest version.
+async fn blocking_reads(store: &Arc<dyn ObjectStore>) {
+    let Some(reader) = store.blocking_reader() else {
+        return;
+    };
+    let k = key("blocking/object");
+    let empty = key("blocking/empty");
+    let data = pattern(4096, 8);
+    store.put(&k, data.clone()).await.expect("put");
+    store.put(&empty, Bytes::new()).await.expect("put empty");
+    let (reader, data) = {
+        let (k, empty) = (k.clone(), empty.clone());
+        tokio::task::spawn_blocking(move || {
+            for range in [0..4096u64, 0..1, 100..2000, 4095..4096, 4096..4096, 17..17] {
+                // Twice: the second read may come from what the first one opened.
+                for _ in 0..2 {
+                    let got = reader.read_range(&k, range.clone()).expect("read_range");
+                    assert!(
+                        got == data.slice(range.start as usize..range.end as usize),
+                        "{range:?}"
+                    );
+                }
+            }
+            #[allow(clippy::reversed_empty_ranges)]
+            let reversed = 10..5;
+            for bad in [0..4097u64, 4096..4097, 5000..6000, reversed] {
+                match reader.read_range(&k, bad.clone()) {
+                    Err(Error::InvalidRange {
+                        start, end, size, ..
+                    }) => {
+                        assert_eq!((start, end, size), (bad.start, bad.end, 4096))
+                    }
+                    other => panic!("range {bad:?}: expected InvalidRange, got {other:?}"),
+                }
+            }
+            assert_eq!(
+                reader.read_range(&empty, 0..0).expect("empty"),
+                Bytes::new()
+            );
+            assert!(matches!(
+                reader.read_range(&empty, 0..1),
+                Err(Error::InvalidRange { size: 0, .. })
+            ));
+            let missing = key("blocking/missing");
+            assert_not_found(reader.read_range(&missing, 0..1), &missing);
+            for bad in ["", "/abs", "a//b", "../escape", "x.tmp-1"] {
+                assert!(
+                    matches!(reader.read_range(bad, 0..0), Err(Error::InvalidKey { .. })),
+                    "{bad:?}"
+                );
+            }
+            (reader, data)
+        })
+        .await
+        .expect("blocking reads")
+    };
+    // Replaced: the old reader sees one whole version, a new one the new version.
+    let second = pattern(100, 9);
+    store.put(&k, second.clone()).await.expect("overwrite");
+    let fresh = store.blocking_reader().expect("a second reader");
+    tokio::task::spawn_blocking(move || {
+        let old = reader.read_range(&k, 0..100).expect("old reader");
+        assert!(
+            old == data.slice(0..100) || old == second,
+            "read a mix of versions"
+        );
+        assert!(fresh.read_range(&k, 0..100).expect("new reader") == second);
+    })
+    .await
+    .expect("blocking reads after overwrite");
+    for k in [key("blocking/object"), empty] {
+        store.delete(&k).await.expect("delete");
+    }
 }

@@ -180,6 +180,13 @@ impl SampleExtractor {
         !self.label_free
     }
 
+    /// Whether samples depend on entries' line text; when not (only label filters, `drop`
+    /// and `keep`, and a value that is not the line's length), a reader may pass every
+    /// line empty.
+    pub fn reads_line(&self) -> bool {
+        self.stages.reads_line || matches!(self.value, ValueSource::LineBytes)
+    }
+
     /// The per-stream extractor for a stream with these labels.
     pub fn for_stream(&self, stream_labels: &LabelSet) -> StreamSampleExtractor<'_> {
         StreamSampleExtractor {
@@ -298,5 +305,72 @@ impl StreamSampleExtractor<'_> {
             return Some((self.grouped.intern(names, labels), value));
         }
         Some((self.interner.intern(emit_output), value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ast::{Expr, MetricExpr};
+
+    /// The extractor of the range aggregation `q` (under any vector aggregation).
+    fn extractor(q: &str) -> SampleExtractor {
+        let mut m = match crate::parse_expr(q).unwrap() {
+            Expr::Metric(m) => m,
+            Expr::Log(_) => panic!("not a metric query: {q}"),
+        };
+        loop {
+            m = match m {
+                MetricExpr::RangeAgg(agg) => return SampleExtractor::new(&agg).unwrap(),
+                MetricExpr::VectorAgg(v) => *v.inner,
+                other => panic!("unexpected {other:?}"),
+            };
+        }
+    }
+
+    #[test]
+    fn only_label_stages_and_line_free_values_leave_the_line_unread() {
+        for q in [
+            r#"count_over_time({a="b"}[1m])"#,
+            r#"sum by (level, detected_level) (count_over_time({app="bench"} | drop __error__[1m]))"#,
+            r#"rate({a="b"} | level="error" | keep level [5m])"#,
+            r#"sum_over_time({a="b"} | unwrap latency [1m])"#,
+            r#"max_over_time({a="b"} | drop x | unwrap bytes(size) | size > 10 [1m])"#,
+            r#"absent_over_time({a="b"} | trace_id!="" [1m])"#,
+        ] {
+            assert!(!extractor(q).reads_line(), "{q}");
+        }
+        for q in [
+            r#"bytes_over_time({a="b"}[1m])"#,
+            r#"sum(bytes_rate({a="b"} | drop x [1m]))"#,
+            r#"count_over_time({a="b"} |= "x" [1m])"#,
+            r#"count_over_time({a="b"} | level="x" |~ "y" [1m])"#,
+            r#"count_over_time({a="b"} | json [1m])"#,
+            r#"count_over_time({a="b"} | logfmt | drop __error__ [1m])"#,
+            r#"count_over_time({a="b"} | pattern "<x> <_>" [1m])"#,
+            r#"count_over_time({a="b"} | regexp "(?P<x>.)" [1m])"#,
+            r#"count_over_time({a="b"} | unpack [1m])"#,
+            r#"count_over_time({a="b"} | line_format "{{.a}}" [1m])"#,
+            r#"count_over_time({a="b"} | label_format x="{{__line__}}" [1m])"#,
+            r#"count_over_time({a="b"} | decolorize [1m])"#,
+            r#"sum(count_over_time({a="b"} | json | drop x [1m]))"#,
+        ] {
+            assert!(extractor(q).reads_line(), "{q}");
+        }
+    }
+
+    #[test]
+    fn an_unread_line_changes_no_sample() {
+        let q = r#"sum by (level) (count_over_time({a="b"} | level!="debug" | drop x [1m]))"#;
+        let ex = extractor(q);
+        assert!(!ex.reads_line());
+        let stream = LabelSet::from_pairs([("a", "b")]);
+        let run = |line: &str, md: &[(&str, &str)]| {
+            let mut s = ex.for_stream(&stream);
+            s.process(1, line, md).map(|(l, v)| (l.to_string(), v))
+        };
+        for md in [&[("level", "info")][..], &[("level", "debug")], &[]] {
+            assert_eq!(run("some line text", md), run("", md), "{md:?}");
+        }
     }
 }

@@ -76,6 +76,16 @@ impl CompiledStage {
         }
     }
 
+    /// Whether the stage looks at the line text. Label filters, `drop` and `keep` see only
+    /// labels; everything else (filters, parsers, templates, which may name `__line__`)
+    /// does.
+    fn reads_line(&self) -> bool {
+        !matches!(
+            self,
+            CompiledStage::LabelFilter(_) | CompiledStage::Drop(_) | CompiledStage::Keep(_)
+        )
+    }
+
     /// Whether the stage can change labels (and so defeats the stream-labels fast path).
     fn touches_labels(&self) -> bool {
         !matches!(
@@ -158,6 +168,8 @@ pub(crate) struct CompiledStages {
     stages: Vec<CompiledStage>,
     touches_labels: bool,
     line_filters_only: bool,
+    /// Whether any stage looks at the line text (see [`CompiledStage::reads_line`]).
+    reads_line: bool,
     /// How many stages at the start are line filters: they read only the raw line, so
     /// they run before any label work ([`CompiledStages::prefilter`]).
     leading_filters: usize,
@@ -170,6 +182,7 @@ impl CompiledStages {
             .map(compile_stage)
             .collect::<Result<Vec<_>>>()?;
         let touches_labels = stages.iter().any(CompiledStage::touches_labels);
+        let reads_line = stages.iter().any(CompiledStage::reads_line);
         let line_filters_only = stages
             .iter()
             .all(|s| matches!(s, CompiledStage::LineFilter(_)));
@@ -181,6 +194,7 @@ impl CompiledStages {
             stages,
             touches_labels,
             line_filters_only,
+            reads_line,
             leading_filters,
         })
     }
