@@ -561,21 +561,7 @@ mod tests {
             // Two chunks per stream, streams interleaved in time.
             for part in 0..2 {
                 let c = chunk(&l, part * 100_000 + pod as i64, 3000);
-                let offset = object.len() as u64;
-                object.extend_from_slice(&c.bytes);
-                refs.push((
-                    l.clone(),
-                    ChunkRef {
-                        chunk_id: offset,
-                        object_key: "fake/seg/x.seg".into(),
-                        offset,
-                        len: c.bytes.len() as u64,
-                        min_ts: c.meta.min_ts,
-                        max_ts: c.meta.max_ts,
-                        entries: c.meta.entries,
-                        raw_bytes: c.meta.raw_bytes,
-                    },
-                ));
+                refs.push((l.clone(), append_chunk(&mut object, &c)));
             }
         }
         let tenant = Tenant::single();
@@ -706,6 +692,22 @@ mod tests {
     }
 
     /// A chunk of `entries` with blocks of a few lines each.
+    /// Appends `c` to the fake segment `object`, returning its index entry.
+    fn append_chunk(object: &mut Vec<u8>, c: &EncodedChunk) -> ChunkRef {
+        let offset = object.len() as u64;
+        object.extend_from_slice(&c.bytes);
+        ChunkRef {
+            chunk_id: offset,
+            object_key: "fake/seg/x.seg".into(),
+            offset,
+            len: c.bytes.len() as u64,
+            min_ts: c.meta.min_ts,
+            max_ts: c.meta.max_ts,
+            entries: c.meta.entries,
+            raw_bytes: c.meta.raw_bytes,
+        }
+    }
+
     fn chunk_of(labels: &LabelSet, entries: &[fenrir_common::Entry]) -> EncodedChunk {
         let mut b = ChunkBuilder::new(labels, 512);
         for e in entries {
@@ -744,21 +746,7 @@ mod tests {
             let mut sealed = Vec::new();
             for part in 0..2i64 {
                 let c = chunk_of(&l, &entries(pod, part * 5_000, part * 5_000 + 1_000));
-                let offset = object.len() as u64;
-                object.extend_from_slice(&c.bytes);
-                refs.push((
-                    l.clone(),
-                    ChunkRef {
-                        chunk_id: offset,
-                        object_key: "fake/seg/x.seg".into(),
-                        offset,
-                        len: c.bytes.len() as u64,
-                        min_ts: c.meta.min_ts,
-                        max_ts: c.meta.max_ts,
-                        entries: c.meta.entries,
-                        raw_bytes: c.meta.raw_bytes,
-                    },
-                ));
+                refs.push((l.clone(), append_chunk(&mut object, &c)));
                 let blocks = fenrir_chunk::ChunkReader::open(&c.bytes)
                     .unwrap()
                     .blocks()
