@@ -211,8 +211,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let (lines, metadata) = [(true, true), (true, false), (false, true), (false, false)]
-        [usize::from(mode / 5 % 4)];
+    let (lines, metadata) =
+        [(true, true), (true, false), (false, true), (false, false)][usize::from(mode / 5 % 4)];
     let parts = BlockParts { lines, metadata };
     match mode % 5 {
         0 => read_chunk(rest, parts),

@@ -3,7 +3,7 @@
 //! string also goes through push validation as a stream's labels.
 #![no_main]
 
-use fenrir_common::Entry;
+use fenrir_proto::PushEntry;
 use fenrir_push::{parse_label_set, RawPush, RawStream};
 use libfuzzer_sys::fuzz_target;
 
@@ -23,11 +23,7 @@ fuzz_target!(|data: &[u8]| {
     common::validate_raw(RawPush {
         streams: vec![RawStream {
             labels: text.to_owned(),
-            entries: vec![Entry {
-                ts: common::NOW_NS,
-                line: "level=warn msg=x".into(),
-                structured_metadata: Vec::new(),
-            }],
+            entries: vec![PushEntry::new(common::NOW_NS, "level=warn msg=x")],
         }],
     });
 });
