@@ -211,6 +211,19 @@ pub(crate) struct Expected {
     pub(crate) max_ts: i64,
 }
 
+impl Expected {
+    /// The block's own entry count, if it agrees with the directory's.
+    fn check_count(&self, count: usize) -> Result<usize> {
+        if count != self.entries as usize {
+            return Err(Error::corrupt(
+                WHAT,
+                format!("{count} entries, directory says {}", self.entries),
+            ));
+        }
+        Ok(count)
+    }
+}
+
 /// One decompressed block. Owns its bytes; [`DecodedBlock::iter`] borrows entries from it
 /// without allocating per line.
 #[derive(Debug, Clone)]
@@ -269,13 +282,7 @@ impl DecodedBlock {
         // checked as UTF-8: skipping lines skips the bulk of the block.
         let mut c = Cursor::new(&raw[text_len..columns_end], WHAT);
         // Every entry takes at least one byte of timestamp and one of length.
-        let count = c.uvarint_len(c.remaining() / 2)?;
-        if count != expected.entries as usize {
-            return Err(Error::corrupt(
-                WHAT,
-                format!("{count} entries, directory says {}", expected.entries),
-            ));
-        }
+        let count = expected.check_count(c.uvarint_len(c.remaining() / 2)?)?;
         let ts = timestamps(&mut c, count, expected)?;
 
         let mut offset = 0usize;
@@ -327,18 +334,14 @@ impl DecodedBlock {
         };
         let text = String::from_utf8(text)
             .map_err(|e| Error::corrupt(WHAT, format!("text is not utf-8: {}", e.utf8_error())))?;
-        // Slicing at a bound inside a character would panic later.
-        let inside_char = |b: &u32| !text.is_char_boundary(*b as usize);
-        if line_bounds.iter().any(inside_char) || metadata_bounds.iter().any(inside_char) {
-            return Err(Error::corrupt(WHAT, "string bound inside a character"));
-        }
-        Ok(DecodedBlock {
+        DecodedBlock {
             text,
             ts,
             line_bounds,
             metadata_pairs,
             metadata_bounds,
-        })
+        }
+        .checked()
     }
 
     /// Rebuilds a columnar block's text: lines from templates and columns (or the text
@@ -352,13 +355,7 @@ impl DecodedBlock {
     ) -> Result<Self> {
         let mut c = Cursor::new(columns, WHAT);
         // Every entry takes at least one byte of timestamp.
-        let count = c.uvarint_len(columns.len())?;
-        if count != expected.entries as usize {
-            return Err(Error::corrupt(
-                WHAT,
-                format!("{count} entries, directory says {}", expected.entries),
-            ));
-        }
+        let count = expected.check_count(c.uvarint_len(columns.len())?)?;
         let ts = timestamps(&mut c, count, expected)?;
         let has_metadata = flags & HAS_METADATA != 0;
         let (decoded, whole) =
@@ -372,18 +369,24 @@ impl DecodedBlock {
             metadata_pairs,
             metadata_bounds,
         } = decoded;
-        // Slicing at a bound inside a character would panic later.
-        let inside_char = |b: &u32| !text.is_char_boundary(*b as usize);
-        if line_bounds.iter().any(inside_char) || metadata_bounds.iter().any(inside_char) {
-            return Err(Error::corrupt(WHAT, "string bound inside a character"));
-        }
-        Ok(DecodedBlock {
+        DecodedBlock {
             text,
             ts,
             line_bounds,
             metadata_pairs,
             metadata_bounds,
-        })
+        }
+        .checked()
+    }
+
+    /// Refuses string bounds inside a character: slicing there would panic later.
+    fn checked(self) -> Result<Self> {
+        let inside_char = |b: &u32| !self.text.is_char_boundary(*b as usize);
+        if self.line_bounds.iter().any(inside_char) || self.metadata_bounds.iter().any(inside_char)
+        {
+            return Err(Error::corrupt(WHAT, "string bound inside a character"));
+        }
+        Ok(self)
     }
 
     /// Number of entries.

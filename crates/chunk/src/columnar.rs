@@ -221,6 +221,15 @@ impl<K: Copy + Eq + std::hash::Hash> Dict<K> {
         }
         Some(code)
     }
+
+    /// The codes of a whole column, or `None` once there are too many distinct values.
+    fn code_all(&mut self, column: impl ExactSizeIterator<Item = K>) -> Option<Vec<u32>> {
+        let mut codes = Vec::with_capacity(column.len());
+        for (i, v) in column.enumerate() {
+            codes.push(self.code(i, v)?);
+        }
+        Some(codes)
+    }
 }
 
 struct Template {
@@ -474,21 +483,10 @@ fn put_int_column(out: &mut Vec<u8>, vals: &[i64]) {
     let mut dict = Dict::new();
     let mut codes = Vec::new();
     if w_for.min(w_delta) > 2 && n >= 16 {
-        codes.reserve(n);
-        let mut complete = true;
-        for (i, &v) in vals.iter().enumerate() {
-            match dict.code(i, v) {
-                Some(c) => codes.push(c),
-                None => {
-                    complete = false;
-                    break;
-                }
-            }
-        }
-        let dict_values = &dict.values;
-        if complete {
-            let w = width(dict_values.len() as u64 - 1);
-            let cost = n as u64 * u64::from(w) + dict_values.len() as u64 * 24;
+        if let Some(all) = dict.code_all(vals.iter().copied()) {
+            codes = all;
+            let w = width(dict.values.len() as u64 - 1);
+            let cost = n as u64 * u64::from(w) + dict.values.len() as u64 * 24;
             if cost < best.0 {
                 best = (cost, MODE_INT_DICT);
             }
@@ -538,19 +536,8 @@ fn put_str_column(out: &mut Vec<u8>, text: &[u8], spans: &[(u32, u32)], top: boo
         return;
     }
     let mut dict = Dict::new();
-    let mut codes: Vec<u32> = Vec::with_capacity(spans.len());
-    let mut complete = true;
-    for (i, span) in spans.iter().enumerate() {
-        match dict.code(i, value(span)) {
-            Some(c) => codes.push(c),
-            None => {
-                complete = false;
-                break;
-            }
-        }
-    }
-    let entries = &dict.values;
-    if complete {
+    if let Some(codes) = dict.code_all(spans.iter().map(value)) {
+        let entries = &dict.values;
         out.push(MODE_DICT);
         put_uvarint(out, entries.len() as u64);
         for e in entries {
